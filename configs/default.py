@@ -1,0 +1,54 @@
+"""The reference notebook's settings (Keras 2.2, TF1 backend): 20 Newsgroups, LSTM(50), 2 epochs.
+
+Every field can be overridden on the command line, e.g. ``--config.train.num_epochs=1``.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.name = "20newsgroups"   # or "synthetic"
+  # Local copy of 20news-bydate.tar.gz; empty: $RNNBENCH_20NEWS_ARCHIVE, else scikit-learn's
+  # fetch_20newsgroups (downloads into data_home / $SCIKIT_LEARN_DATA).
+  config.data.archive = ""
+  config.data.data_home = ""
+  config.data.num_words = 20000
+  config.data.maxlen = 100
+  config.data.padding = "pre"
+  config.data.truncating = "pre"
+  config.data.validation_split = 0.1  # the LAST fraction of the train subset, as Keras' fit does
+  config.data.max_train_docs = 0      # >0: use only the first N train documents (smoke runs)
+  config.data.max_test_docs = 0       # >0: use only the first N test documents
+  # data.name == "synthetic": generated text with a learnable label signal.
+  config.data.synthetic = ml_collections.ConfigDict()
+  config.data.synthetic.num_train = 2000
+  config.data.synthetic.num_test = 500
+  config.data.synthetic.num_classes = 20
+  config.data.synthetic.vocab_size = 5000
+  config.data.synthetic.doc_len = 120
+
+  config.model = ml_collections.ConfigDict()
+  config.model.cell = "lstm"
+  config.model.embed_dim = 128
+  config.model.hidden_size = 50
+  config.model.dense_size = 50
+  config.model.dropout = 0.5
+  # Keras 2.2's default; "sigmoid" is the modern one (Keras >= 2.3, PyTorch, cuDNN).
+  config.model.recurrent_activation = "hard_sigmoid"
+  config.model.reset_after = False    # GRU: False is the notebook's (Keras 2.2 default) GRU
+  config.model.scan = "sequential"    # or "parallel" for cells with a linear recurrence
+  config.model.unroll = 1             # time steps unrolled per scan iteration
+
+  config.train = ml_collections.ConfigDict()
+  config.train.num_epochs = 2
+  config.train.batch_size = 32
+  config.train.eval_batch_size = 256
+  config.train.learning_rate = 1e-3
+  config.train.optimizer = "keras_adam"  # Keras' Adam (eps 1e-7 on sqrt(v)); or "adam" (optax)
+  config.train.loss = "keras"            # clipped categorical cross-entropy; or "log_softmax"
+  config.train.progress = True           # a progress bar while an epoch runs
+  return config

@@ -1,0 +1,88 @@
+"""Recurrent cells, registered by name: a new cell is one new file in this folder.
+
+A cell is a Flax linen module that runs a whole sequence::
+
+    @register("mycell")
+    class MyCell(nn.Module):
+      features: int                      # hidden size, from config.model.hidden_size
+      # any other dataclass field whose name is a config.model field (e.g.
+      # recurrent_activation, reset_after, scan, unroll) is filled from the config.
+
+      @nn.compact
+      def __call__(self, x):             # x: (batch, time, in_features) float
+        ...                              # -> (batch, time, features), every step returned
+
+      def param_count(self, in_features: int) -> int:
+        ...                              # the closed-form count of the params it creates
+
+Every module in this package is imported the first time the registry is read, so dropping
+a file here is all it takes: ``config.model.cell = "mycell"`` then selects it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from typing import Any
+
+_REGISTRY: dict[str, type] = {}
+_IMPORTED = False
+
+
+def register(name: str) -> Callable[[type], type]:
+  """Class decorator that registers a cell module under ``name``."""
+
+  def decorator(cls: type) -> type:
+    existing = _REGISTRY.get(name)
+    if existing is not None and existing.__qualname__ != cls.__qualname__:
+      raise ValueError(
+          f"cell name {name!r} is already registered by {existing.__module__}."
+          f"{existing.__qualname__}; pick another name for {cls.__qualname__}")
+    _REGISTRY[name] = cls
+    return cls
+
+  return decorator
+
+
+def _import_all() -> None:
+  global _IMPORTED
+  if _IMPORTED:
+    return
+  for module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{module.name}")
+  _IMPORTED = True
+
+
+def names() -> list[str]:
+  """The registered cell names, sorted."""
+  _import_all()
+  return sorted(_REGISTRY)
+
+
+def get(name: str) -> type:
+  """The cell class registered under ``name``; a clear error for an unknown name."""
+  _import_all()
+  try:
+    return _REGISTRY[name]
+  except KeyError:
+    raise ValueError(
+        f"unknown cell {name!r}; registered cells: {', '.join(names())}. "
+        "Set config.model.cell to one of them, or add a cell with "
+        "@rnnbench.cells.register in a new file under rnnbench/cells/.") from None
+
+
+def cell_options(cls: type, model_config: Mapping[str, Any]) -> dict[str, Any]:
+  """The config.model fields that are also dataclass fields of ``cls``."""
+  fields = {f.name for f in dataclasses.fields(cls) if f.init} - {"parent", "name", "features"}
+  return {k: model_config[k] for k in sorted(fields) if k in model_config}
+
+
+def create(model_config: Mapping[str, Any], **overrides: Any):
+  """Builds the cell named by ``model_config['cell']`` with its options from the config."""
+  cls = get(model_config["cell"])
+  kwargs = cell_options(cls, model_config)
+  kwargs.update(overrides)
+  kwargs.setdefault("features", model_config["hidden_size"])
+  return cls(**kwargs)
