@@ -1,0 +1,72 @@
+"""Keras' GRU: kernel (in, 3u), recurrent_kernel (u, 3u); gate order z, r, h.
+
+reset_after=False (Keras 2.2's default, the notebook's): bias (3u,),
+  h~ = tanh(x W_h + b_h + (r * h) U_h).
+reset_after=True (Keras >= 2.3, cuDNN): bias (2, 3u) = [input bias, recurrent bias],
+  h~ = tanh(x W_h + b_in_h + r * (h U_h + b_rec_h)).
+Both: h_t = z * h_{t-1} + (1 - z) * h~.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rnnbench import scan as scan_lib
+from rnnbench.cells import register
+
+
+@register("gru")
+class GRU(nn.Module):
+  """A Keras GRU layer with ``return_sequences=True`` and zero initial state."""
+  features: int
+  recurrent_activation: str = "hard_sigmoid"
+  reset_after: bool = False
+  scan: str = "sequential"
+  unroll: int = 1
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """(B, T, D) -> hidden states for every step, (B, T, features)."""
+    if self.scan != "sequential":
+      raise ValueError(f"GRU supports only scan='sequential', got {self.scan!r}")
+    u = self.features
+    kernel = self.param("kernel", nn.initializers.glorot_uniform(), (x.shape[-1], 3 * u))
+    recurrent_kernel = self.param("recurrent_kernel", nn.initializers.orthogonal(), (u, 3 * u))
+    bias_shape = (2, 3 * u) if self.reset_after else (3 * u,)
+    bias = self.param("bias", nn.initializers.zeros_init(), bias_shape)
+    gate = scan_lib.get_activation(self.recurrent_activation)
+
+    if self.reset_after:
+      input_bias, recurrent_bias = bias[0], bias[1]
+
+      def step(h, xw_t, recurrent_kernel, recurrent_bias):
+        x_z, x_r, x_h = jnp.split(xw_t, 3, axis=-1)
+        h_z, h_r, h_h = jnp.split(h @ recurrent_kernel + recurrent_bias, 3, axis=-1)
+        z, r = gate(x_z + h_z), gate(x_r + h_r)
+        h = z * h + (1 - z) * jnp.tanh(x_h + r * h_h)
+        return h, h
+
+      consts = (recurrent_kernel, recurrent_bias)
+    else:
+      input_bias = bias
+
+      def step(h, xw_t, recurrent_kernel):
+        x_z, x_r, x_h = jnp.split(xw_t, 3, axis=-1)
+        h_z, h_r = jnp.split(h @ recurrent_kernel[:, :2 * u], 2, axis=-1)
+        z, r = gate(x_z + h_z), gate(x_r + h_r)
+        h_tilde = jnp.tanh(x_h + (r * h) @ recurrent_kernel[:, 2 * u:])
+        h = z * h + (1 - z) * h_tilde
+        return h, h
+
+      consts = (recurrent_kernel,)
+
+    xw = x @ kernel + input_bias  # the input projection for every step at once
+    h0 = jnp.zeros(x.shape[:1] + (u,), xw.dtype)
+    _, hs = scan_lib.run(self, step, h0, xw, consts=consts, unroll=self.unroll)
+    return hs
+
+  def param_count(self, in_features: int) -> int:
+    """3u (in + u + 1), or 3u (in + u + 2) with reset_after."""
+    return 3 * self.features * (in_features + self.features + (2 if self.reset_after else 1))

@@ -1,0 +1,59 @@
+"""Keras' LSTM: kernel (in, 4u), recurrent_kernel (u, 4u), bias (4u,); gate order i, f, c, o."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rnnbench import scan as scan_lib
+from rnnbench.cells import register
+
+
+def unit_forget_bias(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+  """Keras' LSTM bias init (unit_forget_bias=True): zeros with the forget block set to 1."""
+  del key
+  units = shape[-1] // 4
+  return jnp.zeros(shape, dtype).at[units:2 * units].set(1.0)
+
+
+@register("lstm")
+class LSTM(nn.Module):
+  """A Keras LSTM layer with ``return_sequences=True`` and zero initial state.
+
+  c_t = f * c_{t-1} + i * tanh(z_c); h_t = o * tanh(c_t), where
+  [z_i, z_f, z_c, z_o] = x_t W + h_{t-1} U + b and i, f, o = recurrent_activation(z).
+  """
+  features: int
+  recurrent_activation: str = "hard_sigmoid"
+  scan: str = "sequential"
+  unroll: int = 1
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """(B, T, D) -> hidden states for every step, (B, T, features)."""
+    if self.scan != "sequential":
+      raise ValueError(f"LSTM supports only scan='sequential', got {self.scan!r}")
+    u = self.features
+    kernel = self.param("kernel", nn.initializers.glorot_uniform(), (x.shape[-1], 4 * u))
+    recurrent_kernel = self.param("recurrent_kernel", nn.initializers.orthogonal(), (u, 4 * u))
+    bias = self.param("bias", unit_forget_bias, (4 * u,))
+    gate = scan_lib.get_activation(self.recurrent_activation)
+
+    def step(carry, xw_t, recurrent_kernel):
+      h, c = carry
+      z = xw_t + h @ recurrent_kernel
+      z_i, z_f, z_c, z_o = jnp.split(z, 4, axis=-1)
+      c = gate(z_f) * c + gate(z_i) * jnp.tanh(z_c)
+      h = gate(z_o) * jnp.tanh(c)
+      return (h, c), h
+
+    xw = x @ kernel + bias  # the input projection for every step at once
+    zeros = jnp.zeros(x.shape[:1] + (u,), xw.dtype)
+    _, hs = scan_lib.run(self, step, (zeros, zeros), xw, consts=(recurrent_kernel,),
+                         unroll=self.unroll)
+    return hs
+
+  def param_count(self, in_features: int) -> int:
+    """4u (in + u + 1)."""
+    return 4 * self.features * (in_features + self.features + 1)

@@ -1,0 +1,306 @@
+"""Training and evaluation: the notebook's ``model.fit(..., validation_split=0.1)``, in JAX.
+
+``train_and_evaluate(config, workdir)`` is the whole run: load the data, fit the tokenizer on the
+train subset, split off the LAST ``validation_split`` of it (as Keras does, before any shuffle),
+train with a jitted pure ``train_step``, validate every epoch, then score the test subset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import pathlib
+import platform
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import serialization
+from flax.training import train_state
+
+from rnnbench import data as data_lib
+from rnnbench import models
+from rnnbench import optim
+from rnnbench import tokenizer as tokenizer_lib
+
+
+class TrainState(train_state.TrainState):
+  """Params, optimizer state and step; ``dropout_key`` is folded with the step each update."""
+  dropout_key: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Arrays:
+  """Token ids ``x`` (n, maxlen) int32 and labels ``y`` (n,) int32 of one split."""
+  x: np.ndarray
+  y: np.ndarray
+
+  def __len__(self) -> int:
+    return len(self.y)
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedData:
+  train: Arrays
+  val: Arrays
+  test: Arrays
+  tokenizer: tokenizer_lib.Tokenizer
+  label_names: list[str]
+
+
+def split_at(n: int, validation_split: float) -> int:
+  """Where Keras' ``fit(validation_split=v)`` cuts: the first ``int(n * (1 - v))`` train."""
+  if not 0.0 <= validation_split < 1.0:
+    raise ValueError(f"data.validation_split must be in [0, 1), got {validation_split}")
+  return int(n * (1.0 - validation_split))
+
+
+def prepare_data(config: ml_collections.ConfigDict) -> PreparedData:
+  """Loads the dataset, fits the tokenizer on the whole train subset and pads every split."""
+  dataset = data_lib.load(config.data, seed=config.seed)
+  tok = tokenizer_lib.Tokenizer(num_words=config.data.num_words)
+  tok.fit_on_texts(dataset.train_texts)
+
+  def encode(texts, labels) -> Arrays:
+    x = tokenizer_lib.pad_sequences(
+        tok.texts_to_sequences(texts), maxlen=config.data.maxlen,
+        padding=config.data.padding, truncating=config.data.truncating)
+    return Arrays(x=x.astype(np.int32), y=np.asarray(labels, np.int32))
+
+  full = encode(dataset.train_texts, dataset.train_labels)
+  cut = split_at(len(full), config.data.validation_split)
+  return PreparedData(
+      train=Arrays(full.x[:cut], full.y[:cut]),
+      val=Arrays(full.x[cut:], full.y[cut:]),
+      test=encode(dataset.test_texts, dataset.test_labels),
+      tokenizer=tok,
+      label_names=list(dataset.label_names))
+
+
+def batches(arrays: Arrays, batch_size: int,
+            order: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+  """Fixed-shape batches ``(x, y, weight)``; the last partial batch is zero-padded, weight 0."""
+  n = len(arrays)
+  idx = np.arange(n) if order is None else order
+  for start in range(0, n, batch_size):
+    take = idx[start:start + batch_size]
+    pad = batch_size - len(take)
+    x, y = arrays.x[take], arrays.y[take]
+    w = np.ones(len(take), np.float32)
+    if pad:
+      x = np.concatenate([x, np.zeros((pad, x.shape[1]), x.dtype)])
+      y = np.concatenate([y, np.zeros(pad, y.dtype)])
+      w = np.concatenate([w, np.zeros(pad, np.float32)])
+    yield x, y, w
+
+
+def num_batches(n: int, batch_size: int) -> int:
+  return math.ceil(n / batch_size)
+
+
+def create_train_state(config: ml_collections.ConfigDict, num_classes: int,
+                       rng: jax.Array) -> TrainState:
+  model = models.create_model(config, num_classes=num_classes)
+  init_key, dropout_key = jax.random.split(rng)
+  dummy = jnp.zeros((1, config.data.maxlen), jnp.int32)
+  params = model.init({"params": init_key}, dummy, train=False)["params"]
+  return TrainState.create(apply_fn=model.apply, params=params,
+                           tx=optim.make_optimizer(config.train), dropout_key=dropout_key)
+
+
+def zero_metrics() -> dict[str, jax.Array]:
+  """Device-side sums: loss, correct predictions, examples, and the first non-finite step."""
+  return {"loss": jnp.zeros((), jnp.float32), "correct": jnp.zeros((), jnp.float32),
+          "count": jnp.zeros((), jnp.float32), "bad_step": jnp.full((), -1, jnp.int32)}
+
+
+def _accumulate(metrics, losses, logits, y, w, step):
+  loss_sum = jnp.sum(losses * w)
+  bad = ~jnp.isfinite(loss_sum)
+  return {
+      "loss": metrics["loss"] + loss_sum,
+      "correct": metrics["correct"] + jnp.sum((jnp.argmax(logits, -1) == y) * w),
+      "count": metrics["count"] + jnp.sum(w),
+      "bad_step": jnp.where((metrics["bad_step"] < 0) & bad, step, metrics["bad_step"]),
+  }
+
+
+@functools.partial(jax.jit, static_argnames="loss_fn", donate_argnums=(0, 2))
+def train_step(state: TrainState, batch, metrics, loss_fn):
+  """One optimizer update on a (possibly padded) batch; returns the new state and metrics."""
+  x, y, w = batch
+  dropout_key = jax.random.fold_in(state.dropout_key, state.step)
+
+  def loss_of(params):
+    logits = state.apply_fn({"params": params}, x, train=True, return_logits=True,
+                            rngs={"dropout": dropout_key})
+    losses = loss_fn(logits, y)
+    return jnp.sum(losses * w) / jnp.maximum(jnp.sum(w), 1.0), (losses, logits)
+
+  grads, (losses, logits) = jax.grad(loss_of, has_aux=True)(state.params)
+  return state.apply_gradients(grads=grads), _accumulate(metrics, losses, logits, y, w, state.step)
+
+
+@functools.partial(jax.jit, static_argnames="loss_fn", donate_argnums=(2,))
+def eval_step(state: TrainState, batch, metrics, loss_fn):
+  x, y, w = batch
+  logits = state.apply_fn({"params": state.params}, x, train=False, return_logits=True)
+  return _accumulate(metrics, loss_fn(logits, y), logits, y, w, state.step)
+
+
+def _finish(metrics) -> dict[str, float]:
+  m = jax.device_get(metrics)
+  count = max(float(m["count"]), 1.0)
+  return {"loss": float(m["loss"]) / count, "accuracy": float(m["correct"]) / count,
+          "count": int(m["count"])}
+
+
+def evaluate(state: TrainState, arrays: Arrays, batch_size: int, loss_fn) -> dict[str, float]:
+  """Mean loss and accuracy over every example of ``arrays`` exactly once."""
+  metrics = zero_metrics()
+  for batch in batches(arrays, batch_size):
+    metrics = eval_step(state, batch, metrics, loss_fn=loss_fn)
+  return _finish(metrics)
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+  """The training order of one epoch: a fresh permutation from (seed, epoch)."""
+  return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+class NonFiniteLossError(FloatingPointError):
+  pass
+
+
+def _check_finite(metrics, epoch: int, steps_per_epoch: int) -> None:
+  bad = int(jax.device_get(metrics["bad_step"]))
+  if bad >= 0:
+    raise NonFiniteLossError(
+        f"the training loss became NaN or infinite at epoch {epoch}, step "
+        f"{bad - (epoch - 1) * steps_per_epoch + 1} of {steps_per_epoch} (global step {bad + 1}); "
+        "training stopped. Lower config.train.learning_rate or check the inputs.")
+
+
+def _keras_line(n: int, seconds: float, steps: int, logs: Mapping[str, float]) -> str:
+  per_step = 1000.0 * seconds / max(steps, 1)
+  parts = [f"{n}/{n} [==============================] - {seconds:.0f}s {per_step:.0f}ms/step"]
+  parts += [f"{k}: {v:.4f}" for k, v in logs.items()]
+  return " - ".join(parts)
+
+
+def param_counts(params) -> dict[str, int]:
+  """Parameters per top-level layer, and their ``total``."""
+  counts = {name: sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(sub))
+            for name, sub in params.items()}
+  return {**counts, "total": sum(counts.values())}
+
+
+def environment() -> dict[str, Any]:
+  import sklearn  # pylint: disable=g-import-not-at-top
+  device = jax.devices()[0]
+  return {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__,
+          "numpy": np.__version__, "sklearn": sklearn.__version__,
+          "python": platform.python_version(), "backend": jax.default_backend(),
+          "device_kind": device.device_kind, "device_count": jax.device_count(),
+          "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+
+
+def _write_json(path: pathlib.Path, obj) -> None:
+  tmp = path.with_suffix(path.suffix + ".tmp")
+  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+  os.replace(tmp, path)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
+  """Trains ``config`` and writes its config, metrics, tokenizer and params into ``workdir``.
+
+  Returns the summary (also written as ``summary.json``).
+  """
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  _write_json(workdir / "config.json", config.to_dict())
+  say = functools.partial(print, flush=True)
+
+  t0 = time.perf_counter()
+  data = prepare_data(config)
+  load_s = time.perf_counter() - t0
+  (workdir / "tokenizer.json").write_text(data.tokenizer.to_json())
+  say(f"Train on {len(data.train)} samples, validate on {len(data.val)} samples "
+      f"(test {len(data.test)}; data ready in {load_s:.1f}s)")
+
+  loss_fn = optim.make_loss(config.train.loss)
+  state = create_train_state(config, len(data.label_names), jax.random.key(config.seed))
+  bs, ebs = config.train.batch_size, config.train.eval_batch_size
+  steps = num_batches(len(data.train), bs)
+
+  t0 = time.perf_counter()
+  example = next(batches(data.train, bs))
+  train_step.lower(state, example, zero_metrics(), loss_fn=loss_fn).compile()
+  compile_s = time.perf_counter() - t0
+
+  history = []
+  metrics_file = workdir / "metrics.jsonl"
+  metrics_file.write_text("")
+  for epoch in range(1, config.train.num_epochs + 1):
+    say(f"Epoch {epoch}/{config.train.num_epochs}")
+    order = epoch_order(config.seed, epoch, len(data.train))
+    metrics = zero_metrics()
+    bar = _progress(steps, config.train.progress)
+    t0 = time.perf_counter()
+    for i, batch in enumerate(batches(data.train, bs, order), 1):
+      state, metrics = train_step(state, batch, metrics, loss_fn=loss_fn)
+      if i % 50 == 0 or i == steps:
+        _check_finite(metrics, epoch, steps)
+        if bar is not None:
+          running = _finish(metrics)
+          bar.set_postfix(loss=f"{running['loss']:.4f}", accuracy=f"{running['accuracy']:.4f}")
+          bar.update(i - bar.n)
+    train_metrics = _finish(metrics)
+    epoch_s = time.perf_counter() - t0
+    if bar is not None:
+      bar.close()
+    val = evaluate(state, data.val, ebs, loss_fn) if len(data.val) else {}
+    logs = {"loss": train_metrics["loss"], "accuracy": train_metrics["accuracy"]}
+    if val:
+      logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+    say(_keras_line(len(data.train), epoch_s, steps, logs))
+    record = {"epoch": epoch, **logs, "epoch_time_s": epoch_s,
+              "step_time_ms": 1000.0 * epoch_s / steps, "train_count": train_metrics["count"]}
+    history.append(record)
+    with metrics_file.open("a") as f:
+      f.write(json.dumps(record) + "\n")
+
+  test = evaluate(state, data.test, ebs, loss_fn) if len(data.test) else {}
+  if test:
+    say(f"Test on {test['count']} samples - test_loss: {test['loss']:.4f} - "
+        f"test_accuracy: {test['accuracy']:.4f}")
+  (workdir / "params.msgpack").write_bytes(serialization.to_bytes(state.params))
+  summary = {
+      **({k: v for k, v in history[-1].items() if k != "epoch"} if history else {}),
+      "epochs": len(history),
+      "test_loss": test.get("loss"), "test_accuracy": test.get("accuracy"),
+      "test_count": test.get("count"),
+      "num_train": len(data.train), "num_val": len(data.val), "num_test": len(data.test),
+      "params": param_counts(state.params),
+      "load_time_s": load_s, "compile_time_s": compile_s,
+      "environment": environment(),
+  }
+  _write_json(workdir / "summary.json", summary)
+  return summary
+
+
+def _progress(total: int, enabled: bool):
+  if not enabled:
+    return None
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+  return tqdm(total=total, unit="step", leave=False, file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,36 @@
+"""Train and evaluate one config: ``python run.py --config=configs/gru.py [--workdir=DIR]``.
+
+Any config field can be overridden, e.g. ``--config.train.num_epochs=1``.
+"""
+
+import pathlib
+import time
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from rnnbench import cli
+from rnnbench import train
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None,
+                               "Where config, metrics, tokenizer and params are written; "
+                               "default runs/<config>-<time>.")
+flags.mark_flags_as_required(["config"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  workdir = _WORKDIR.value
+  if workdir is None:
+    name = pathlib.Path(config_flags.get_config_filename(flags.FLAGS["config"])).stem
+    workdir = f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+  print(f"workdir: {workdir}", flush=True)
+  train.train_and_evaluate(_CONFIG.value, workdir)
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=cli.parse_flags)
