@@ -28,7 +28,6 @@ from typing import Any
 
 import flax.linen as nn
 
-
 from rnnbench.activations import get_activation, hard_sigmoid  # re-exported for cells
 
 __all__ = ["TIME_AXIS", "run", "recurrence", "get_activation", "hard_sigmoid"]

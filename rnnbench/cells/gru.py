@@ -9,10 +9,13 @@ Both: h_t = z * h_{t-1} + (1 - z) * h~.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rnnbench import linear_scan
 from rnnbench import scan as scan_lib
 from rnnbench.cells import register
 
@@ -25,12 +28,12 @@ class GRU(nn.Module):
   reset_after: bool = False
   scan: str = "sequential"
   unroll: int = 1
+  supports_parallel: ClassVar[bool] = False  # the recurrence is nonlinear
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """(B, T, D) -> hidden states for every step, (B, T, features)."""
-    if self.scan != "sequential":
-      raise ValueError(f"GRU supports only scan='sequential', got {self.scan!r}")
+    linear_scan.check_scan_mode("gru", self.scan, self.supports_parallel)
     u = self.features
     kernel = self.param("kernel", nn.initializers.glorot_uniform(), (x.shape[-1], 3 * u))
     recurrent_kernel = self.param("recurrent_kernel", nn.initializers.orthogonal(), (u, 3 * u))

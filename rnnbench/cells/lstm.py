@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rnnbench import linear_scan
 from rnnbench import scan as scan_lib
 from rnnbench.cells import register
 
@@ -28,12 +31,12 @@ class LSTM(nn.Module):
   recurrent_activation: str = "hard_sigmoid"
   scan: str = "sequential"
   unroll: int = 1
+  supports_parallel: ClassVar[bool] = False  # the recurrence is nonlinear
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """(B, T, D) -> hidden states for every step, (B, T, features)."""
-    if self.scan != "sequential":
-      raise ValueError(f"LSTM supports only scan='sequential', got {self.scan!r}")
+    linear_scan.check_scan_mode("lstm", self.scan, self.supports_parallel)
     u = self.features
     kernel = self.param("kernel", nn.initializers.glorot_uniform(), (x.shape[-1], 4 * u))
     recurrent_kernel = self.param("recurrent_kernel", nn.initializers.orthogonal(), (u, 4 * u))

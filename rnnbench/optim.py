@@ -1,0 +1,98 @@
+"""Keras' Adam as an optax transformation, and the classification losses.
+
+Keras' Adam (Keras 2 on TF1, and Keras 3) folds the bias correction into the step size and
+adds epsilon to sqrt(v), not to sqrt(v_hat)::
+
+    lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)
+    m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+    p -= lr_t * m / (sqrt(v) + eps)
+
+optax.adam instead divides by sqrt(v_hat) + eps, so the two differ while sqrt(v) ~ eps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+class KerasAdamState(NamedTuple):
+  """Step count and the first and second moments."""
+  count: jax.Array
+  mu: optax.Updates
+  nu: optax.Updates
+
+
+def keras_adam(learning_rate: optax.ScalarOrSchedule = 1e-3, beta_1: float = 0.9,
+               beta_2: float = 0.999, epsilon: float = 1e-7) -> optax.GradientTransformation:
+  """Adam exactly as ``keras.optimizers.Adam`` applies it (updates to add to the params)."""
+
+  def init_fn(params: optax.Params) -> KerasAdamState:
+    zeros = lambda p: jnp.zeros_like(p)
+    return KerasAdamState(count=jnp.zeros([], jnp.int32), mu=jax.tree.map(zeros, params),
+                          nu=jax.tree.map(zeros, params))
+
+  def update_fn(updates: optax.Updates, state: KerasAdamState,
+                params: optax.Params | None = None) -> tuple[optax.Updates, KerasAdamState]:
+    del params
+    lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+    count = state.count + 1
+    t = count.astype(jnp.float32)
+    lr_t = lr * jnp.sqrt(1.0 - jnp.power(jnp.float32(beta_2), t)) / (
+        1.0 - jnp.power(jnp.float32(beta_1), t))
+    mu = jax.tree.map(lambda m, g: beta_1 * m + (1.0 - beta_1) * g, state.mu, updates)
+    nu = jax.tree.map(lambda v, g: beta_2 * v + (1.0 - beta_2) * jnp.square(g),
+                      state.nu, updates)
+    updates = jax.tree.map(
+        lambda m, v: (-lr_t * m / (jnp.sqrt(v) + epsilon)).astype(m.dtype), mu, nu)
+    return updates, KerasAdamState(count=count, mu=mu, nu=nu)
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+_OPTIMIZERS = {"keras_adam": keras_adam, "adam": optax.adam}
+
+
+def make_optimizer(train_config: Mapping[str, Any]) -> optax.GradientTransformation:
+  """``train.optimizer``: 'keras_adam' (Keras' Adam) or 'adam' (optax); ``train.learning_rate``."""
+  name = train_config["optimizer"]
+  if name not in _OPTIMIZERS:
+    raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(_OPTIMIZERS)}")
+  return _OPTIMIZERS[name](learning_rate=train_config["learning_rate"])
+
+
+KERAS_EPSILON = 1e-7  # keras.backend.epsilon()
+
+
+def keras_categorical_crossentropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Keras' categorical cross-entropy on softmax(logits) for int labels, per example.
+
+  As Keras computes it on probabilities: normalised by their sum, clipped to
+  [1e-7, 1 - 1e-7], then -log p[label].
+  """
+  probs = jax.nn.softmax(logits)
+  probs = probs / jnp.sum(probs, axis=-1, keepdims=True)
+  probs = jnp.clip(probs, KERAS_EPSILON, 1.0 - KERAS_EPSILON)
+  return -jnp.take_along_axis(jnp.log(probs), labels[..., None], axis=-1)[..., 0]
+
+
+def log_softmax_crossentropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Numerically stable cross-entropy -log_softmax(logits)[label], per example."""
+  return -jnp.take_along_axis(jax.nn.log_softmax(logits), labels[..., None], axis=-1)[..., 0]
+
+
+_LOSSES: dict[str, LossFn] = {"keras": keras_categorical_crossentropy,
+                              "log_softmax": log_softmax_crossentropy}
+
+
+def make_loss(name: str) -> LossFn:
+  """``train.loss``: 'keras' (clipped, on probabilities) or 'log_softmax' (stable)."""
+  if name not in _LOSSES:
+    raise ValueError(f"unknown loss {name!r}; choose one of {sorted(_LOSSES)}")
+  return _LOSSES[name]
