@@ -4,10 +4,12 @@ Any config field can be overridden, e.g. ``--config.train.num_epochs=1``.
 """
 
 import pathlib
+import sys
 import time
 
 from absl import app
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 from rnnbench import cli
@@ -18,10 +20,12 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.
 _WORKDIR = flags.DEFINE_string("workdir", None,
                                "Where config, metrics, tokenizer and params are written; "
                                "default runs/<config>-<time>.")
+_TRACEBACK = flags.DEFINE_bool("traceback", False, "Show the traceback of an error.")
 flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
+  logging.set_verbosity(logging.WARNING)
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   workdir = _WORKDIR.value
@@ -29,7 +33,14 @@ def main(argv):
     name = pathlib.Path(config_flags.get_config_filename(flags.FLAGS["config"])).stem
     workdir = f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}"
   print(f"workdir: {workdir}", flush=True)
-  train.train_and_evaluate(_CONFIG.value, workdir)
+  try:
+    train.train_and_evaluate(_CONFIG.value, workdir)
+  except train.TrainingInterrupted as e:
+    print(e, flush=True)
+  except train.EXPECTED_ERRORS as e:
+    if _TRACEBACK.value:
+      raise
+    sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

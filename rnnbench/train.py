@@ -14,9 +14,12 @@ import math
 import os
 import pathlib
 import platform
+import shutil
+import signal
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import flax
@@ -28,6 +31,7 @@ import optax
 from flax import serialization
 from flax.training import train_state
 
+from rnnbench import checkpoint
 from rnnbench import data as data_lib
 from rnnbench import models
 from rnnbench import optim
@@ -90,9 +94,8 @@ def prepare_data(config: ml_collections.ConfigDict) -> PreparedData:
 def batches(arrays: Arrays, batch_size: int,
             order: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
   """Fixed-shape batches ``(x, y, weight)``; the last partial batch is zero-padded, weight 0."""
-  n = len(arrays)
-  idx = np.arange(n) if order is None else order
-  for start in range(0, n, batch_size):
+  idx = np.arange(len(arrays)) if order is None else np.asarray(order)
+  for start in range(0, len(idx), batch_size):
     take = idx[start:start + batch_size]
     pad = batch_size - len(take)
     x, y = arrays.x[take], arrays.y[take]
@@ -179,7 +182,13 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
 
 
 class NonFiniteLossError(FloatingPointError):
-  pass
+  """The training loss became NaN or infinite."""
+
+
+# Errors that carry a message for the user (bad config, missing data, bad checkpoint, NaN loss);
+# entry points print them without a traceback.
+EXPECTED_ERRORS = (ValueError, data_lib.DataError, checkpoint.CheckpointError,
+                   NonFiniteLossError, FileNotFoundError)
 
 
 def _check_finite(metrics, epoch: int, steps_per_epoch: int) -> None:
@@ -215,70 +224,156 @@ def environment() -> dict[str, Any]:
           "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
 
 
-def _write_json(path: pathlib.Path, obj) -> None:
+def _write_text(path: pathlib.Path, text: str) -> None:
+  """Writes ``text`` to ``path`` atomically (a reader sees the old file or the new one)."""
   tmp = path.with_suffix(path.suffix + ".tmp")
-  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+  tmp.write_text(text)
   os.replace(tmp, path)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
+def _write_json(path: pathlib.Path, obj) -> None:
+  _write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+class TrainingInterrupted(Exception):
+  """SIGINT/SIGTERM stopped training; a checkpoint was saved and a rerun resumes from it."""
+
+
+class _StopOnSignal:
+  """Turns SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
+
+  SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+  def __init__(self):
+    self.received: int | None = None
+    self._previous = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in self.SIGNALS:
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.received = signum
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+def _start_or_resume(config, workdir: pathlib.Path, ckpt: checkpoint.Checkpointer, state):
+  """The state and position to start from: a fresh run, or the newest checkpoint's."""
+  fresh = (state, {"epoch": 1, "batches_done": 0, "metrics": None, "history": []})
+  if config.train.overwrite:
+    shutil.rmtree(ckpt.directory, ignore_errors=True)
+    for name in ("metrics.jsonl", "summary.json"):
+      (workdir / name).unlink(missing_ok=True)
+    return fresh
+  if ckpt.latest_step() is None:
+    if (workdir / "metrics.jsonl").exists() or (workdir / "summary.json").exists():
+      raise checkpoint.CheckpointError(
+          f"{workdir} holds the results of a run but no checkpoint to resume from; use another "
+          "--workdir or pass --config.train.overwrite=True to replace them")
+    return fresh
+  return ckpt.restore(state, checkpoint.fingerprint(config))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
+                       *, step_hook: Callable[[int], None] | None = None) -> dict:
   """Trains ``config`` and writes its config, metrics, tokenizer and params into ``workdir``.
 
+  Checkpoints go to ``workdir/checkpoints`` at the end of every epoch (and every
+  ``train.checkpoint_every_steps`` steps); rerunning on the same workdir resumes from the newest
+  one, and a finished run is not trained again. SIGINT/SIGTERM save a checkpoint and raise
+  ``TrainingInterrupted``. ``step_hook(global_step)`` is called after every step.
   Returns the summary (also written as ``summary.json``).
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  _write_json(workdir / "config.json", config.to_dict())
   say = functools.partial(print, flush=True)
 
   t0 = time.perf_counter()
   data = prepare_data(config)
   load_s = time.perf_counter() - t0
+  loss_fn = optim.make_loss(config.train.loss)
+  state = create_train_state(config, len(data.label_names), jax.random.PRNGKey(config.seed))
+  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", config.train.keep_checkpoints)
+  state, position = _start_or_resume(config, workdir, ckpt, state)
+  history = position["history"]
+  if position["epoch"] > config.train.num_epochs and (workdir / "summary.json").exists():
+    say(f"{workdir} holds a finished run; pass --config.train.overwrite=True to train it again")
+    return json.loads((workdir / "summary.json").read_text())
+
+  _write_json(workdir / "config.json", config.to_dict())
   (workdir / "tokenizer.json").write_text(data.tokenizer.to_json())
+  (workdir / "labels.json").write_text(json.dumps(data.label_names) + "\n")
   say(f"Train on {len(data.train)} samples, validate on {len(data.val)} samples "
       f"(test {len(data.test)}; data ready in {load_s:.1f}s)")
+  if position["epoch"] > 1 or position["batches_done"]:
+    say(f"Resuming from {ckpt.directory} at epoch {position['epoch']}, "
+        f"batch {position['batches_done']}")
 
-  loss_fn = optim.make_loss(config.train.loss)
-  state = create_train_state(config, len(data.label_names), jax.random.key(config.seed))
   bs, ebs = config.train.batch_size, config.train.eval_batch_size
   steps = num_batches(len(data.train), bs)
-
   t0 = time.perf_counter()
-  example = next(batches(data.train, bs))
-  train_step.lower(state, example, zero_metrics(), loss_fn=loss_fn).compile()
+  step_fn = train_step.lower(state, next(batches(data.train, bs)), zero_metrics(),
+                             loss_fn=loss_fn).compile()
   compile_s = time.perf_counter() - t0
+  every = config.train.checkpoint_every_steps
 
-  history = []
-  metrics_file = workdir / "metrics.jsonl"
-  metrics_file.write_text("")
-  for epoch in range(1, config.train.num_epochs + 1):
-    say(f"Epoch {epoch}/{config.train.num_epochs}")
-    order = epoch_order(config.seed, epoch, len(data.train))
-    metrics = zero_metrics()
-    bar = _progress(steps, config.train.progress)
-    t0 = time.perf_counter()
-    for i, batch in enumerate(batches(data.train, bs, order), 1):
-      state, metrics = train_step(state, batch, metrics, loss_fn=loss_fn)
-      if i % 50 == 0 or i == steps:
-        _check_finite(metrics, epoch, steps)
-        if bar is not None:
-          running = _finish(metrics)
-          bar.set_postfix(loss=f"{running['loss']:.4f}", accuracy=f"{running['accuracy']:.4f}")
-          bar.update(i - bar.n)
-    train_metrics = _finish(metrics)
-    epoch_s = time.perf_counter() - t0
-    if bar is not None:
-      bar.close()
-    val = evaluate(state, data.val, ebs, loss_fn) if len(data.val) else {}
-    logs = {"loss": train_metrics["loss"], "accuracy": train_metrics["accuracy"]}
-    if val:
-      logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-    say(_keras_line(len(data.train), epoch_s, steps, logs))
-    record = {"epoch": epoch, **logs, "epoch_time_s": epoch_s,
-              "step_time_ms": 1000.0 * epoch_s / steps, "train_count": train_metrics["count"]}
-    history.append(record)
-    with metrics_file.open("a") as f:
-      f.write(json.dumps(record) + "\n")
+  def save(epoch, batches_done, metrics):
+    ckpt.save((epoch - 1) * steps + batches_done, state, {
+        "epoch": epoch, "batches_done": batches_done, "history": history,
+        "metrics": None if metrics is None else _host(metrics),
+        "fingerprint": checkpoint.fingerprint(config)})
+
+  with _StopOnSignal() as stop:
+    for epoch in range(position["epoch"], config.train.num_epochs + 1):
+      say(f"Epoch {epoch}/{config.train.num_epochs}")
+      order = epoch_order(config.seed, epoch, len(data.train))
+      skip = position["batches_done"] if epoch == position["epoch"] else 0
+      metrics = zero_metrics()
+      if skip and position["metrics"] is not None:
+        metrics = jax.tree.map(jnp.asarray, position["metrics"])
+      bar = _progress(steps, config.train.progress, initial=skip)
+      t0 = time.perf_counter()
+      for i, batch in enumerate(batches(data.train, bs, order[skip * bs:]), skip + 1):
+        state, metrics = step_fn(state, batch, metrics)
+        global_step = (epoch - 1) * steps + i
+        if step_hook is not None:
+          step_hook(global_step)
+        if i % 50 == 0 or i == steps or stop.received is not None:
+          _check_finite(metrics, epoch, steps)
+          if bar is not None:
+            running = _finish(metrics)
+            bar.set_postfix(loss=f"{running['loss']:.4f}", accuracy=f"{running['accuracy']:.4f}")
+            bar.update(i - bar.n)
+        if stop.received is not None:
+          if bar is not None:
+            bar.close()
+          save(epoch, i, metrics)
+          raise TrainingInterrupted(
+              f"stopped by signal {signal.Signals(stop.received).name} at epoch {epoch}, batch "
+              f"{i} of {steps}; checkpoint saved in {ckpt.directory}. Rerun the same command "
+              "to resume.")
+        if every and global_step % every == 0 and i != steps:
+          save(epoch, i, metrics)
+      train_metrics = _finish(metrics)
+      epoch_s = time.perf_counter() - t0
+      if bar is not None:
+        bar.close()
+      val = evaluate(state, data.val, ebs, loss_fn) if len(data.val) else {}
+      logs = {"loss": train_metrics["loss"], "accuracy": train_metrics["accuracy"]}
+      if val:
+        logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+      say(_keras_line(len(data.train), epoch_s, steps - skip, logs))
+      history.append({"epoch": epoch, **logs, "epoch_time_s": epoch_s,
+                      "step_time_ms": 1000.0 * epoch_s / max(steps - skip, 1),
+                      "train_count": train_metrics["count"]})
+      _write_text(workdir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+      save(epoch + 1, 0, None)
 
   test = evaluate(state, data.test, ebs, loss_fn) if len(data.test) else {}
   if test:
@@ -296,11 +391,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       "environment": environment(),
   }
   _write_json(workdir / "summary.json", summary)
+  ckpt.close()
   return summary
 
 
-def _progress(total: int, enabled: bool):
+def _host(tree):
+  return jax.tree.map(lambda a: np.asarray(a).tolist(), jax.device_get(tree))
+
+
+def _progress(total: int, enabled: bool, initial: int = 0):
   if not enabled:
     return None
   from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
-  return tqdm(total=total, unit="step", leave=False, file=sys.stderr, dynamic_ncols=True)
+  return tqdm(total=total, initial=initial, unit="step", leave=False, file=sys.stderr,
+              dynamic_ncols=True)
