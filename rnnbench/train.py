@@ -263,21 +263,22 @@ class _StopOnSignal:
       signal.signal(sig, handler)
 
 
-def _start_or_resume(config, workdir: pathlib.Path, ckpt: checkpoint.Checkpointer, state):
-  """The state and position to start from: a fresh run, or the newest checkpoint's."""
-  fresh = (state, {"epoch": 1, "batches_done": 0, "metrics": None, "history": []})
+def _start_or_resume(config, workdir: pathlib.Path, state):
+  """The checkpointer, and the state and position to start from: fresh, or the newest saved."""
+  directory = workdir / "checkpoints"
   if config.train.overwrite:
-    shutil.rmtree(ckpt.directory, ignore_errors=True)
-    for name in ("metrics.jsonl", "summary.json"):
+    shutil.rmtree(directory, ignore_errors=True)
+    for name in ("metrics.jsonl", "summary.json", "params.msgpack"):
       (workdir / name).unlink(missing_ok=True)
-    return fresh
+  ckpt = checkpoint.Checkpointer(directory, config.train.keep_checkpoints)
+  fresh = (ckpt, state, {"epoch": 1, "batches_done": 0, "metrics": None, "history": []})
   if ckpt.latest_step() is None:
     if (workdir / "metrics.jsonl").exists() or (workdir / "summary.json").exists():
       raise checkpoint.CheckpointError(
           f"{workdir} holds the results of a run but no checkpoint to resume from; use another "
           "--workdir or pass --config.train.overwrite=True to replace them")
     return fresh
-  return ckpt.restore(state, checkpoint.fingerprint(config))
+  return (ckpt, *ckpt.restore(state, checkpoint.fingerprint(config)))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
@@ -299,8 +300,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   load_s = time.perf_counter() - t0
   loss_fn = optim.make_loss(config.train.loss)
   state = create_train_state(config, len(data.label_names), jax.random.PRNGKey(config.seed))
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints", config.train.keep_checkpoints)
-  state, position = _start_or_resume(config, workdir, ckpt, state)
+  ckpt, state, position = _start_or_resume(config, workdir, state)
   history = position["history"]
   if position["epoch"] > config.train.num_epochs and (workdir / "summary.json").exists():
     say(f"{workdir} holds a finished run; pass --config.train.overwrite=True to train it again")

@@ -1,0 +1,224 @@
+"""End-to-end training: files, counts, determinism, NaN stop, checkpoints and resume."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from flax import serialization
+
+from configs import default
+from rnnbench import checkpoint
+from rnnbench import train
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def small_config(**overrides):
+  config = default.get_config()
+  config.data.name = "synthetic"
+  config.data.synthetic.update(num_train=200, num_test=40, num_classes=4, vocab_size=300,
+                               doc_len=24)
+  config.data.num_words = 300
+  config.data.maxlen = 16
+  config.model.update(cell="gru", embed_dim=16, hidden_size=8, dense_size=8, dropout=0.1)
+  config.train.update(num_epochs=3, batch_size=32, eval_batch_size=64, progress=False,
+                      learning_rate=1e-2)
+  for key, value in overrides.items():
+    section, field = key.split(".")
+    config[section][field] = value
+  return config
+
+
+def history(workdir):
+  return [json.loads(line) for line in (pathlib.Path(workdir) / "metrics.jsonl").open()]
+
+
+def comparable(records):
+  """The metrics of a run, without its timings."""
+  return [{k: v for k, v in r.items() if not k.endswith(("_time_s", "_time_ms"))}
+          for r in records]
+
+
+def params(workdir):
+  return serialization.msgpack_restore((pathlib.Path(workdir) / "params.msgpack").read_bytes())
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("synthetic")
+  return workdir, train.train_and_evaluate(small_config(), workdir)
+
+
+def test_writes_every_artefact(synthetic_run):
+  workdir, summary = synthetic_run
+  for name in ("config.json", "metrics.jsonl", "summary.json", "tokenizer.json", "labels.json",
+               "params.msgpack"):
+    assert (workdir / name).is_file(), name
+  assert json.loads((workdir / "config.json").read_text())["model"]["cell"] == "gru"
+  records = history(workdir)
+  assert [r["epoch"] for r in records] == [1, 2, 3]
+  for r in records:
+    assert {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "epoch_time_s",
+            "step_time_ms"} <= set(r)
+  assert json.loads((workdir / "summary.json").read_text()) == json.loads(json.dumps(summary))
+  assert summary["params"]["total"] == sum(
+      int(np.prod(np.shape(p))) for p in _leaves(params(workdir)))
+
+
+def _leaves(tree):
+  for value in tree.values():
+    yield from (_leaves(value) if isinstance(value, dict) else [value])
+
+
+def test_counts_every_example_once(synthetic_run):
+  workdir, summary = synthetic_run
+  # 200 documents, validation_split 0.1 -> the last 20 validate; 180 = 5 x 32 + 20 train.
+  assert (summary["num_train"], summary["num_val"], summary["num_test"]) == (180, 20, 40)
+  assert all(r["train_count"] == 180 for r in history(workdir))
+  assert summary["test_count"] == 40
+
+
+def test_loss_falls(synthetic_run):
+  workdir, summary = synthetic_run
+  records = history(workdir)
+  assert records[-1]["loss"] < records[0]["loss"]
+  assert records[-1]["val_loss"] < records[0]["val_loss"]
+  assert summary["test_accuracy"] > 1 / 4
+
+
+def test_same_seed_same_metrics(synthetic_run, tmp_path):
+  workdir, summary = synthetic_run
+  again = train.train_and_evaluate(small_config(), tmp_path)
+  assert comparable(history(tmp_path)) == comparable(history(workdir))
+  assert again["test_loss"] == summary["test_loss"]
+
+
+def test_validation_split_takes_the_last_fraction():
+  assert train.split_at(11314, 0.1) == 10182  # Keras: int(n * (1 - v))
+  config = small_config()
+  data = train.prepare_data(config)
+  full = train.prepare_data(small_config(**{"data.validation_split": 0.0}))
+  np.testing.assert_array_equal(data.val.x, full.train.x[180:])
+  np.testing.assert_array_equal(data.train.y, full.train.y[:180])
+
+
+def test_batches_pad_the_last_one():
+  arrays = train.Arrays(x=np.arange(10 * 3).reshape(10, 3), y=np.arange(10))
+  got = list(train.batches(arrays, 4, order=np.arange(10)[::-1]))
+  assert [b[0].shape for b in got] == [(4, 3)] * 3
+  assert got[-1][2].tolist() == [1, 1, 0, 0]
+  assert np.concatenate([b[1][b[2] > 0] for b in got]).tolist() == list(range(10))[::-1]
+  # A shorter order (a resumed epoch) yields only its own batches.
+  assert len(list(train.batches(arrays, 4, order=np.arange(3)))) == 1
+
+
+def test_epoch_order_reshuffles_every_epoch():
+  a, b = train.epoch_order(0, 1, 100), train.epoch_order(0, 2, 100)
+  assert sorted(a) == list(range(100)) and not np.array_equal(a, b)
+  np.testing.assert_array_equal(a, train.epoch_order(0, 1, 100))
+
+
+def test_nan_loss_stops_training(tmp_path):
+  config = small_config(**{"train.learning_rate": 1e30, "train.num_epochs": 2})
+  with pytest.raises(train.NonFiniteLossError, match=r"epoch 1, step \d+ of 6"):
+    train.train_and_evaluate(config, tmp_path)
+  assert not (tmp_path / "params.msgpack").exists()
+
+
+def test_interrupted_run_resumes_to_identical_metrics(synthetic_run, tmp_path):
+  reference, _ = synthetic_run
+
+  def stop_at_step_9(step):  # epoch 2, batch 3 of 6
+    if step == 9:
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  with pytest.raises(train.TrainingInterrupted, match="epoch 2, batch 3 of 6"):
+    train.train_and_evaluate(small_config(), tmp_path, step_hook=stop_at_step_9)
+  assert checkpoint.Checkpointer(tmp_path / "checkpoints").latest_step() == 9
+  train.train_and_evaluate(small_config(), tmp_path)
+  assert comparable(history(tmp_path)) == comparable(history(reference))
+  for a, b in zip(_leaves(params(tmp_path)), _leaves(params(reference))):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_every_n_steps_checkpoints_keep_the_newest(tmp_path):
+  config = small_config(**{"train.checkpoint_every_steps": 4, "train.keep_checkpoints": 2,
+                           "train.num_epochs": 2})
+  train.train_and_evaluate(config, tmp_path)
+  steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+  assert steps == [8, 12]  # saved at 4, 6 (epoch end), 8, 12 (epoch end); the newest 2 kept
+
+
+def test_finished_run_is_not_trained_again(synthetic_run, capsys):
+  workdir, summary = synthetic_run
+  assert train.train_and_evaluate(small_config(), workdir) == json.loads(json.dumps(summary))
+  assert "finished run" in capsys.readouterr().out
+
+
+def test_incompatible_checkpoint_is_an_error(synthetic_run):
+  workdir, _ = synthetic_run
+  with pytest.raises(checkpoint.CheckpointError, match="model.cell: checkpoint has 'gru', "
+                     "config has 'lstm'"):
+    train.train_and_evaluate(small_config(**{"model.cell": "lstm"}), workdir)
+  with pytest.raises(checkpoint.CheckpointError, match="model.hidden_size"):
+    train.train_and_evaluate(small_config(**{"model.hidden_size": 9}), workdir)
+
+
+def test_corrupt_checkpoint_is_an_error_and_overwrite_starts_afresh(tmp_path):
+  config = small_config(**{"train.num_epochs": 1})
+  train.train_and_evaluate(config, tmp_path)
+  config.train.num_epochs = 2  # continue training from the checkpoint ...
+  step_dir = tmp_path / "checkpoints" / "6"
+  for f in step_dir.rglob("*"):
+    if f.is_file() and f.parent.name == "meta":
+      f.write_bytes(b"\x00 not json")  # ... which is now corrupt
+  with pytest.raises(checkpoint.CheckpointError, match="cannot be read.*overwrite=True"):
+    train.train_and_evaluate(config, tmp_path)
+  config.train.overwrite = True
+  summary = train.train_and_evaluate(config, tmp_path)
+  assert summary["epochs"] == 2 and len(history(tmp_path)) == 2
+
+
+def test_results_without_checkpoint_are_not_overwritten(tmp_path):
+  (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n')
+  with pytest.raises(checkpoint.CheckpointError, match="no checkpoint"):
+    train.train_and_evaluate(small_config(), tmp_path)
+  assert (tmp_path / "metrics.jsonl").read_text() == '{"epoch": 1}\n'
+
+
+def test_real_data_slice(news_archive, tmp_path):
+  config = default.get_config()
+  config.data.archive = str(news_archive)
+  config.data.update(max_train_docs=300, max_test_docs=100)
+  config.model.update(embed_dim=16, hidden_size=8, dense_size=8)
+  config.train.update(num_epochs=1, progress=False)
+  summary = train.train_and_evaluate(config, tmp_path)
+  assert (summary["num_train"], summary["num_val"], summary["num_test"]) == (270, 30, 100)
+  assert history(tmp_path)[0]["train_count"] == 270
+  assert json.loads((tmp_path / "labels.json").read_text())[0] == "alt.atheism"
+  assert np.isfinite(summary["test_loss"])
+
+
+def run_py(*args):
+  return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], capture_output=True,
+                        text=True, cwd=ROOT, timeout=300)
+
+
+def test_cli_names_a_misspelled_field():
+  proc = run_py("--config=configs/gru.py", "--config.train.num_epoch=1")
+  assert proc.returncode != 0
+  assert "no config field 'num_epoch'; did you mean 'num_epochs'?" in proc.stderr
+  assert "Traceback" not in proc.stderr
+
+
+def test_cli_reports_an_unknown_cell_without_traceback(tmp_path):
+  proc = run_py("--config=configs/default.py", "--config.model.cell=nope",
+                "--config.data.name=synthetic", f"--workdir={tmp_path}")
+  assert proc.returncode != 0
+  assert "unknown cell 'nope'; registered cells:" in proc.stderr
+  assert "Traceback" not in proc.stderr
