@@ -10,6 +10,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
   sys.path.insert(0, str(ROOT))
 
+from configs import default  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 _DEFAULT_ARCHIVE = ROOT.parent / "shared" / "data" / "20news-bydate.tar.gz"
 
 
@@ -21,3 +23,19 @@ def news_archive() -> pathlib.Path:
     pytest.fail(f"the 20news-bydate archive is needed for this test and is not at {path}; "
                 "set RNNBENCH_20NEWS_ARCHIVE to its path")
   return path
+
+
+def small_config(**overrides):
+  config = default.get_config()
+  config.data.name = "synthetic"
+  config.data.synthetic.update(num_train=200, num_test=40, num_classes=4, vocab_size=300,
+                               doc_len=24)
+  config.data.num_words = 300
+  config.data.maxlen = 16
+  config.model.update(cell="gru", embed_dim=16, hidden_size=8, dense_size=8, dropout=0.1)
+  config.train.update(num_epochs=3, batch_size=32, eval_batch_size=64, progress=False,
+                      learning_rate=1e-2)
+  for key, value in overrides.items():
+    section, field = key.split(".")
+    config[section][field] = value
+  return config

@@ -11,27 +11,12 @@ import numpy as np
 import pytest
 from flax import serialization
 
+from conftest import small_config
 from configs import default
 from rnnbench import checkpoint
 from rnnbench import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def small_config(**overrides):
-  config = default.get_config()
-  config.data.name = "synthetic"
-  config.data.synthetic.update(num_train=200, num_test=40, num_classes=4, vocab_size=300,
-                               doc_len=24)
-  config.data.num_words = 300
-  config.data.maxlen = 16
-  config.model.update(cell="gru", embed_dim=16, hidden_size=8, dense_size=8, dropout=0.1)
-  config.train.update(num_epochs=3, batch_size=32, eval_batch_size=64, progress=False,
-                      learning_rate=1e-2)
-  for key, value in overrides.items():
-    section, field = key.split(".")
-    config[section][field] = value
-  return config
 
 
 def history(workdir):
