@@ -322,6 +322,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
                              loss_fn=loss_fn).compile()
   compile_s = time.perf_counter() - t0
   every = config.train.checkpoint_every_steps
+  log_every = max(config.train.log_every_steps, 1)
+  done = (position["epoch"] - 1) * steps + position["batches_done"]
+  step_log = _step_log(workdir / "steps.jsonl", keep_until=done)
 
   def save(epoch, batches_done, metrics):
     ckpt.save((epoch - 1) * steps + batches_done, state, {
@@ -329,7 +332,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         "metrics": None if metrics is None else _host(metrics),
         "fingerprint": checkpoint.fingerprint(config)})
 
-  with _StopOnSignal() as stop:
+  with _StopOnSignal() as stop, step_log:
     for epoch in range(position["epoch"], config.train.num_epochs + 1):
       say(f"Epoch {epoch}/{config.train.num_epochs}")
       order = epoch_order(config.seed, epoch, len(data.train))
@@ -338,16 +341,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       if skip and position["metrics"] is not None:
         metrics = jax.tree.map(jnp.asarray, position["metrics"])
       bar = _progress(steps, config.train.progress, initial=skip)
+      last_logged = None
       t0 = time.perf_counter()
       for i, batch in enumerate(batches(data.train, bs, order[skip * bs:]), skip + 1):
         state, metrics = step_fn(state, batch, metrics)
         global_step = (epoch - 1) * steps + i
         if step_hook is not None:
           step_hook(global_step)
-        if i % 50 == 0 or i == steps or stop.received is not None:
+        if i % log_every == 0 or i == steps or stop.received is not None:
           _check_finite(metrics, epoch, steps)
+          running = _finish(metrics)
+          window = _window(running, last_logged)
+          last_logged = running
+          step_log.write(json.dumps({"step": global_step, "epoch": epoch, **window,
+                                     "epoch_loss": running["loss"],
+                                     "epoch_accuracy": running["accuracy"]}) + "\n")
           if bar is not None:
-            running = _finish(metrics)
             bar.set_postfix(loss=f"{running['loss']:.4f}", accuracy=f"{running['accuracy']:.4f}")
             bar.update(i - bar.n)
         if stop.received is not None:
@@ -393,6 +402,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   _write_json(workdir / "summary.json", summary)
   ckpt.close()
   return summary
+
+
+def _step_log(path: pathlib.Path, keep_until: int):
+  """``steps.jsonl`` opened for appending, without records past ``keep_until`` (a resume)."""
+  kept = []
+  if keep_until and path.exists():
+    kept = [l for l in path.read_text().splitlines(keepends=True)
+            if l.strip() and json.loads(l)["step"] <= keep_until]
+  _write_text(path, "".join(kept))
+  return path.open("a", buffering=1)
+
+
+def _window(now: Mapping[str, float], before: Mapping[str, float] | None) -> dict[str, float]:
+  """Loss and accuracy over the steps between two running epoch means."""
+  if before is None:
+    return {"loss": now["loss"], "accuracy": now["accuracy"]}
+  n = now["count"] - before["count"]
+  mean = lambda k: (now[k] * now["count"] - before[k] * before["count"]) / max(n, 1)
+  return {"loss": mean("loss"), "accuracy": mean("accuracy")}
 
 
 def _host(tree):
