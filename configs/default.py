@@ -42,6 +42,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.reset_after = False    # GRU: False is the notebook's (Keras 2.2 default) GRU
   config.model.scan = "sequential"    # or "parallel" for cells with a linear recurrence
   config.model.unroll = 1             # time steps unrolled per scan iteration
+  # Options of the other cells (each cell reads only the fields it declares):
+  config.model.log_space = True       # mingru, minlstm: the log-space parallel scan
+  config.model.state_size = 0         # lru: complex state size N (0: hidden_size)
+  config.model.r_min = 0.9            # lru: ring initialisation radius range
+  config.model.r_max = 0.999
+  config.model.window = 2             # qrnn: convolution width
+  config.model.max_length = 0         # indrnn: >0 bounds |u| <= 2**(1/max_length)
 
   config.train = ml_collections.ConfigDict()
   config.train.num_epochs = 2
