@@ -59,6 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.loss = "keras"            # clipped categorical cross-entropy; or "log_softmax"
   config.train.progress = True           # a progress bar while an epoch runs
   config.train.log_every_steps = 50      # running loss/accuracy to steps.jsonl; NaN check
+  config.train.test_every_epoch = False  # also score the test subset after every epoch
   config.train.checkpoint_every_steps = 0  # >0: also checkpoint every N steps (end of epoch always)
   config.train.keep_checkpoints = 2        # the newest K checkpoints are kept
   config.train.overwrite = False           # True: discard the workdir's checkpoints and results

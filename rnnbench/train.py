@@ -377,6 +377,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       logs = {"loss": train_metrics["loss"], "accuracy": train_metrics["accuracy"]}
       if val:
         logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+      if config.train.test_every_epoch and len(data.test):
+        test = evaluate(state, data.test, ebs, loss_fn)
+        logs.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
       say(_keras_line(len(data.train), epoch_s, steps - skip, logs))
       history.append({"epoch": epoch, **logs, "epoch_time_s": epoch_s,
                       "step_time_ms": 1000.0 * epoch_s / max(steps - skip, 1),
