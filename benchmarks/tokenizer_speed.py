@@ -1,0 +1,147 @@
+"""rnnbench.tokenizer vs keras_preprocessing 1.1.2 on the 20 Newsgroups train texts.
+
+Times, in one process and alternating which goes first, the notebook's preprocessing:
+``Tokenizer(num_words).fit_on_texts(texts)``, ``texts_to_sequences(texts)`` and
+``pad_sequences(seqs, maxlen)``; checks that both give identical outputs; prints the median
+wall-clock and CPU time of each stage over the repeats and the speed-ups (CPU time is the
+steadier on a shared machine), and writes them all as JSON with --json.
+
+  python benchmarks/tokenizer_speed.py [--archive 20news-bydate.tar.gz] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rnnbench import data  # pylint: disable=g-import-not-at-top,wrong-import-position
+from rnnbench import tokenizer  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+STAGES = ("fit", "sequences", "pad", "total")
+CLOCKS = ("wall", "cpu")  # time.perf_counter, time.process_time
+
+
+def _default_archive() -> str | None:
+  env = os.environ.get("RNNBENCH_20NEWS_ARCHIVE")
+  if env:
+    return env
+  shared = ROOT.parent / "shared" / "data" / "20news-bydate.tar.gz"
+  return str(shared) if shared.is_file() else None  # None: scikit-learn's fetcher
+
+
+def run_once(tokenizer_cls, pad_fn, texts, num_words, maxlen):
+  """Wall and CPU seconds of the three stages (and their sum), and the outputs."""
+  gc.collect()
+  marks = [(time.perf_counter(), time.process_time())]
+  tok = tokenizer_cls(num_words=num_words)
+  tok.fit_on_texts(texts)
+  marks.append((time.perf_counter(), time.process_time()))
+  seqs = tok.texts_to_sequences(texts)
+  marks.append((time.perf_counter(), time.process_time()))
+  x = pad_fn(seqs, maxlen=maxlen)
+  marks.append((time.perf_counter(), time.process_time()))
+  times = {}
+  for clock in (0, 1):
+    spans = [b[clock] - a[clock] for a, b in zip(marks[:-1], marks[1:])]
+    times[CLOCKS[clock]] = dict(zip(STAGES, spans + [sum(spans)]))
+  return times, (tok, seqs, x)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--archive", default=_default_archive(),
+                      help="20news-bydate.tar.gz (default: $RNNBENCH_20NEWS_ARCHIVE, "
+                      "../shared/data, else scikit-learn's fetcher)")
+  parser.add_argument("--data-home", default=None, help="cache folder for the unpacked data")
+  parser.add_argument("--subset", default="train", choices=("train", "test", "all"))
+  parser.add_argument("--num-words", type=int, default=20000)
+  parser.add_argument("--maxlen", type=int, default=100)
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--json", dest="json_path", default=None, help="write the results here")
+  args = parser.parse_args()
+
+  from keras_preprocessing import sequence as keras_sequence  # pylint: disable=g-import-not-at-top
+  from keras_preprocessing import text as keras_text  # pylint: disable=g-import-not-at-top
+  if not hasattr(np, "unicode_"):  # keras_preprocessing's pad_sequences names it
+    np.unicode_ = np.str_
+
+  texts = data.fetch_20newsgroups(args.subset, archive=args.archive,
+                                  data_home=args.data_home).data
+  print(f"{len(texts)} documents ({sum(map(len, texts)) / 1e6:.1f} M characters), "
+        f"num_words={args.num_words}, maxlen={args.maxlen}, {args.repeats} repeats")
+
+  contenders = {
+      "keras_preprocessing": (keras_text.Tokenizer, keras_sequence.pad_sequences),
+      "rnnbench": (tokenizer.Tokenizer, tokenizer.pad_sequences),
+  }
+  times = {clock: {name: {stage: [] for stage in STAGES} for name in contenders}
+           for clock in CLOCKS}
+  for repeat in range(args.repeats):
+    names = list(contenders) if repeat % 2 == 0 else list(contenders)[::-1]
+    outputs = {}
+    for name in names:
+      got, outputs[name] = run_once(*contenders[name], texts, args.num_words, args.maxlen)
+      for clock in CLOCKS:
+        for stage in STAGES:
+          times[clock][name][stage].append(got[clock][stage])
+    (k_tok, k_seqs, k_x), (r_tok, r_seqs, r_x) = (outputs["keras_preprocessing"],
+                                                  outputs["rnnbench"])
+    if not (list(k_tok.word_index.items()) == list(r_tok.word_index.items())
+            and k_seqs == r_seqs and k_x.dtype == r_x.dtype and np.array_equal(k_x, r_x)):
+      raise SystemExit("the outputs differ from keras_preprocessing's")
+
+  # texts_to_sequences on texts it did not just fit (no reuse of the fit's token ids).
+  fresh = []
+  for _ in range(args.repeats):
+    texts_copy = [(t + " ")[:-1] for t in texts]  # equal strings, other objects
+    t0 = time.process_time()
+    r_tok.texts_to_sequences(texts_copy)
+    fresh.append(time.process_time() - t0)
+
+  medians = {clock: {name: {s: statistics.median(v) for s, v in by_stage.items()}
+                     for name, by_stage in by_name.items()}
+             for clock, by_name in times.items()}
+  speedup = {clock: {s: m["keras_preprocessing"][s] / m["rnnbench"][s] for s in STAGES}
+             for clock, m in medians.items()}
+  load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+  print(f"median of {args.repeats}; wall = time.perf_counter, cpu = time.process_time "
+        f"(load average {load:.1f} on {os.cpu_count()} CPUs)")
+  print(f"{'stage':<11}{'keras wall':>11}{'ours wall':>11}{'speed-up':>10}"
+        f"{'keras cpu':>11}{'ours cpu':>10}{'speed-up':>10}")
+  for stage in STAGES:
+    row = f"{stage:<11}"
+    for clock in CLOCKS:
+      keras, ours = (medians[clock][n][stage] for n in contenders)
+      row += f"{keras:>10.3f}s{ours:>9.3f}s{speedup[clock][stage]:>9.1f}x"
+    print(row)
+  print("(rnnbench texts_to_sequences on other text objects, so without the fit's token ids: "
+        f"{statistics.median(fresh):.3f} s cpu)")
+  print("outputs identical: yes")
+
+  if args.json_path:
+    result = {
+        "documents": len(texts), "subset": args.subset, "num_words": args.num_words,
+        "maxlen": args.maxlen, "repeats": args.repeats, "median_s": medians,
+        "all_s": times, "speedup": speedup,
+        "rnnbench_sequences_other_texts_cpu_s": statistics.median(fresh),
+        "load_average": load, "python": platform.python_version(), "numpy": np.__version__,
+        "machine": platform.machine(), "cpus": os.cpu_count(),
+    }
+    pathlib.Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.json_path}")
+
+
+if __name__ == "__main__":
+  main()

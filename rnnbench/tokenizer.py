@@ -1,0 +1,410 @@
+"""A fast, pure numpy/Python twin of keras_preprocessing 1.1.2's Tokenizer and pad_sequences.
+
+Outputs are identical to Keras' (the same ``word_counts`` order, ``word_index`` including its
+tie order, the same sequences and padded arrays); only the work is organised differently:
+
+* texts are tokenised with C-level string methods (``lower``, ``translate``, ``split``) and
+  counted with one dict pass over all tokens, with no per-token Python code;
+* ``fit_on_texts`` keeps the token ids of the texts it has just read, so that
+  ``texts_to_sequences`` on those same text objects (checked by identity, with unchanged
+  tokenisation settings) maps a numpy array instead of tokenising again;
+* ``pad_sequences`` assigns each row straight from its list.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import operator
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+
+_JSON_FORMAT = "rnnbench.Tokenizer"
+_JSON_VERSION = 1
+
+
+def text_to_word_sequence(text: str, filters: str = DEFAULT_FILTERS, lower: bool = True,
+                          split: str = " ") -> list[str]:
+  """Keras' word splitter: lower-case, turn filter characters into ``split``, split."""
+  if lower:
+    text = text.lower()
+  text = text.translate(str.maketrans({c: split for c in filters}))
+  return [w for w in text.split(split) if w]
+
+
+class _Splitter:
+  """Tokenises texts exactly as ``text_to_word_sequence`` does, but faster.
+
+  ``s.split()`` (no argument) equals ``[w for w in s.split(sep) if w]`` when ``sep`` is a
+  single whitespace character and ``s`` holds no other whitespace; that is checked per text
+  (cheaply for sep ' ': every other whitespace character is non-printable).
+  """
+
+  def __init__(self, filters: str, lower: bool, split: str):
+    self.lower = lower
+    self.split = split
+    self.table = str.maketrans({c: split for c in filters})
+    self.plain_split = len(split) == 1 and split.isspace()
+    self.other_space = re.compile(r"[^\S" + re.escape(split) + "]")
+
+  def __call__(self, text: str) -> list[str]:
+    if self.lower:
+      text = text.lower()
+    text = text.translate(self.table)
+    if self.plain_split and ((self.split == " " and text.isprintable())
+                             or self.other_space.search(text) is None):
+      return text.split()
+    return list(filter(None, text.split(self.split)))
+
+
+class Tokenizer:
+  """keras_preprocessing.text.Tokenizer with the same attributes and results.
+
+  ``num_words`` keeps indices below ``num_words`` (the ``num_words - 1`` most frequent
+  words); index 0 is never assigned; ``oov_token`` (if set) gets index 1.
+
+  After ``fit_on_texts`` it holds the token ids of the texts it read (4 bytes a token) until
+  the next fit, so that ``texts_to_sequences`` on the same text objects is quick.
+  """
+
+  def __init__(self, num_words: int | None = None, filters: str = DEFAULT_FILTERS,
+               lower: bool = True, split: str = " ", char_level: bool = False,
+               oov_token: Any = None, document_count: int = 0):
+    self.num_words = num_words
+    self.filters = filters
+    self.lower = lower
+    self.split = split
+    self.char_level = char_level
+    self.oov_token = oov_token
+    self.document_count = document_count
+    self.word_counts: collections.OrderedDict[Any, int] = collections.OrderedDict()
+    self.word_docs: collections.defaultdict[Any, int] = collections.defaultdict(int)
+    self.index_docs: collections.defaultdict[int, int] = collections.defaultdict(int)
+    self.word_index: dict[Any, int] = {}
+    self.index_word: dict[int, Any] = {}
+    self._memo: _Memo | None = None  # the last fit's token ids, see texts_to_sequences
+
+  # Tokenisation.
+
+  def _settings(self) -> tuple[Any, ...]:
+    return (self.filters, self.lower, self.split, self.char_level)
+
+  def _token_lists(self, texts: Iterable[Any]) -> Iterator[list[Any]]:
+    """The token list of each text (a str, or a list of tokens), as Keras makes it."""
+    splitter = _Splitter(self.filters, self.lower, self.split)
+    for text in texts:
+      if isinstance(text, list):
+        yield [t.lower() for t in text] if self.lower else text
+      elif self.char_level:
+        yield list(text.lower() if self.lower else text)
+      else:
+        yield splitter(text)
+
+  # Fitting.
+
+  def fit_on_texts(self, texts: Iterable[Any]) -> None:
+    """Updates the vocabulary from texts (strings, or lists of tokens)."""
+    texts = _as_list(texts)
+    words, counts, ids, lengths = _encode(self._token_lists(texts))
+    self.document_count += len(texts)
+    _add_counts(self.word_counts, words, counts.tolist())
+    _add_counts(self.word_docs, words, _doc_freq(ids, lengths, len(words)).tolist())
+
+    sorted_voc = [] if self.oov_token is None else [self.oov_token]
+    sorted_voc.extend(_by_count(self.word_counts))
+    self.word_index = word_index = dict(zip(sorted_voc, range(1, len(sorted_voc) + 1)))
+    self.index_word = dict(zip(word_index.values(), word_index))
+    self.index_docs.update(zip(map(word_index.__getitem__, self.word_docs),
+                               self.word_docs.values()))
+
+    # Only str texts are immutable, so only they can be recognised again by identity.
+    self._memo = None
+    if all(type(t) is str for t in texts):
+      self._memo = _Memo(tuple(texts), self._settings(), words, ids,
+                         np.concatenate([[0], np.cumsum(lengths)]))
+
+  def fit_on_sequences(self, sequences: Sequence[Sequence[int]]) -> None:
+    """Updates ``index_docs`` from integer sequences, as Keras does."""
+    self.document_count += len(sequences)
+    for seq in sequences:
+      for i in set(seq):
+        self.index_docs[i] += 1
+
+  # Texts to sequences.
+
+  def texts_to_sequences(self, texts: Iterable[Any]) -> list[list[int]]:
+    """Each text as a list of word indices (unknown words dropped, or ``oov_token``)."""
+    texts = _as_list(texts)
+    oov = self.word_index.get(self.oov_token)
+    if (oov is None) != (self.oov_token is None):
+      # Odd states (oov_token set but not in word_index: Keras appends None for unknown
+      # words; or a None key in word_index): follow Keras' per-token rules.
+      return [self._keras_sequence(t) for t in self._token_lists(texts)]
+    # Every other case: words past num_words and unknown words both become ``oov``, or are
+    # dropped when it is None.
+    memo = self._memo
+    if memo is not None and memo.matches(texts, self._settings()):
+      sequences = memo.sequences(self.word_index, self.num_words, oov)
+      if sequences is not None:
+        return sequences
+    num_words = self.num_words
+    if num_words:
+      kept = {w: i for w, i in self.word_index.items() if i < num_words}
+    else:
+      kept = self.word_index
+    get = kept.get
+    tokens = self._token_lists(texts)
+    if oov is not None:
+      return [[get(w, oov) for w in t] for t in tokens]
+    if all(kept.values()):  # then filter(None) drops exactly the Nones
+      return [list(filter(None, map(get, t))) for t in tokens]
+    return [[i for i in map(get, t) if i is not None] for t in tokens]
+
+  def _keras_sequence(self, tokens: list[Any]) -> list[Any]:
+    """Keras' per-token loop, for the odd states the fast paths leave out."""
+    num_words = self.num_words
+    oov = self.word_index.get(self.oov_token)
+    out = []
+    for w in tokens:
+      i = self.word_index.get(w)
+      if i is not None:
+        if num_words and i >= num_words:
+          if oov is not None:
+            out.append(oov)
+        else:
+          out.append(i)
+      elif self.oov_token is not None:
+        out.append(oov)
+    return out
+
+  def sequences_to_texts(self, sequences: Iterable[Sequence[int]]) -> list[str]:
+    """Each sequence back to a space-joined string of its (kept) words."""
+    num_words = self.num_words
+    oov = self.word_index.get(self.oov_token)
+    texts = []
+    for seq in sequences:
+      words = []
+      for i in seq:
+        word = self.index_word.get(i)
+        if word is not None:
+          if num_words and i >= num_words:
+            if oov is not None:
+              words.append(self.index_word[oov])
+          else:
+            words.append(word)
+        elif self.oov_token is not None:
+          words.append(self.index_word[oov])
+      texts.append(" ".join(words))
+    return texts
+
+  # Serialisation.
+
+  def get_config(self) -> dict[str, Any]:
+    """The constructor arguments and the fitted state, as plain JSON-able values."""
+    return {
+        "num_words": self.num_words,
+        "filters": self.filters,
+        "lower": self.lower,
+        "split": self.split,
+        "char_level": self.char_level,
+        "oov_token": self.oov_token,
+        "document_count": self.document_count,
+        "word_counts": list(self.word_counts.items()),
+        "word_docs": list(self.word_docs.items()),
+        "index_docs": list(self.index_docs.items()),
+        "word_index": list(self.word_index.items()),
+        "index_word": list(self.index_word.items()),
+    }
+
+  def to_json(self, **kwargs: Any) -> str:
+    """A JSON string that ``Tokenizer.from_json`` turns back into an equal tokenizer."""
+    return json.dumps({"format": _JSON_FORMAT, "version": _JSON_VERSION,
+                       "config": self.get_config()}, **kwargs)
+
+  @classmethod
+  def from_json(cls, json_string: str) -> Tokenizer:
+    """The tokenizer that ``to_json`` wrote; a clear ValueError for anything else."""
+    try:
+      payload = json.loads(json_string)
+    except (TypeError, ValueError) as e:
+      raise ValueError(f"not a tokenizer JSON string ({e})") from None
+    if not isinstance(payload, dict) or payload.get("format") != _JSON_FORMAT:
+      raise ValueError(f"not a tokenizer written by {_JSON_FORMAT}.to_json() (expected a "
+                       f"JSON object with \"format\": \"{_JSON_FORMAT}\")")
+    if payload.get("version") != _JSON_VERSION:
+      raise ValueError(f"unsupported {_JSON_FORMAT} JSON version {payload.get('version')!r} "
+                       f"(this code reads version {_JSON_VERSION})")
+    try:
+      config = dict(payload["config"])
+      state = {k: config.pop(k) for k in ("word_counts", "word_docs", "index_docs",
+                                          "word_index", "index_word")}
+      tok = cls(**config)
+      tok.word_counts = collections.OrderedDict(map(tuple, state["word_counts"]))
+      tok.word_docs = collections.defaultdict(int, map(tuple, state["word_docs"]))
+      tok.index_docs = collections.defaultdict(int, map(tuple, state["index_docs"]))
+      tok.word_index = dict(map(tuple, state["word_index"]))
+      tok.index_word = dict(map(tuple, state["index_word"]))
+    except (KeyError, TypeError, ValueError) as e:
+      raise ValueError(f"malformed {_JSON_FORMAT} JSON ({type(e).__name__}: {e})") from None
+    return tok
+
+
+def _as_list(texts: Iterable[Any]) -> Sequence[Any]:
+  return texts if isinstance(texts, (list, tuple)) else list(texts)
+
+
+def _encode(token_lists: Iterable[list[Any]]
+           ) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray]:
+  """Numbers the tokens of all texts in one dict pass.
+
+  Returns:
+    The distinct tokens in first-seen order, the count of each, every token's id (its index
+    in the distinct tokens) and the number of tokens of each text.
+  """
+  # Text by text, so that each text's token strings are freed at once. setdefault keeps the
+  # first position of every token; the dict's keys are the words in first-seen order.
+  first: dict[Any, int] = {}
+  setdefault = first.setdefault
+  positions = itertools.count()
+  pos, lengths = [], []
+  for tokens in token_lists:
+    lengths.append(len(tokens))
+    pos.extend(map(setdefault, tokens, positions))  # map stops before taking a position
+  pos = np.array(pos, dtype=np.int64)
+  words = list(first)
+  first_pos = np.fromiter(first.values(), dtype=np.int64, count=len(words))
+  counts = np.bincount(pos, minlength=len(pos))[first_pos]
+  dense = np.zeros(len(pos), dtype=np.int32)
+  dense[first_pos] = np.arange(len(words), dtype=np.int32)
+  return words, counts, dense[pos], np.array(lengths, dtype=np.int64)
+
+
+def _doc_freq(ids: np.ndarray, lengths: np.ndarray, vocab_size: int) -> np.ndarray:
+  """In how many documents each id occurs (the documents' ids lie one after another)."""
+  pairs = np.repeat(np.arange(len(lengths), dtype=np.int64) * vocab_size, lengths) + ids
+  pairs.sort()
+  new = np.ones(len(pairs), dtype=bool)
+  np.not_equal(pairs[1:], pairs[:-1], out=new[1:])
+  return np.bincount(pairs[new] % max(vocab_size, 1), minlength=vocab_size)
+
+
+class _Memo:
+  """The token ids of the texts last fitted on, to map those same texts without re-reading."""
+
+  def __init__(self, texts: tuple[str, ...], settings: tuple[Any, ...], words: list[str],
+               ids: np.ndarray, offsets: np.ndarray):
+    self.texts = texts
+    self.settings = settings
+    self.words = words
+    self.ids = ids
+    self.offsets = offsets
+
+  def matches(self, texts: Sequence[Any], settings: tuple[Any, ...]) -> bool:
+    return (settings == self.settings and len(texts) == len(self.texts)
+            and all(map(operator.is_, texts, self.texts)))
+
+  def sequences(self, word_index: dict[Any, Any], num_words: int | None,
+                oov: int | None) -> list[list[int]] | None:
+    """Keras' sequences from the stored ids; None when word_index holds non-int values."""
+    values = list(map(word_index.get, self.words))
+    ints = np.array([-1 if v is None else v for v in values])
+    if len(values) == 0 or ints.dtype.kind not in "iu" or (ints < 0).any():
+      return None
+    drop = np.array([v is None for v in values], dtype=bool)
+    if num_words:
+      drop |= ints >= num_words
+    # An object array hands out the very int objects of word_index: no new ints to make.
+    lut = np.array(values, dtype=object)
+    lut[drop] = oov
+    ids, offsets = self.ids, self.offsets
+    if oov is None and drop.any():
+      kept = ~drop[ids]
+      ids = ids[kept]
+      offsets = np.concatenate([[0], np.cumsum(kept)])[offsets]
+    flat = lut[ids].tolist()
+    bounds = offsets.tolist()
+    return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _by_count(counts: dict[Any, int]) -> list[Any]:
+  """The keys by decreasing count, ties in key order: Keras' stable reverse sort."""
+  values = np.array(list(counts.values()))
+  if values.dtype.kind not in "iu":  # not plain ints: let Python compare them
+    return sorted(counts, key=counts.__getitem__, reverse=True)
+  keys = list(counts)
+  return list(map(keys.__getitem__, np.argsort(-values, kind="stable").tolist()))
+
+
+def _add_counts(target: dict[Any, int], words: list[Any], counts: list[int]) -> None:
+  """``target[w] += c`` for each pair, adding new words at the end in the given order."""
+  if not target:
+    target.update(zip(words, counts))
+    return
+  get = target.get
+  for w, c in zip(words, counts):
+    target[w] = get(w, 0) + c
+
+
+def pad_sequences(sequences: Sequence[Sequence[Any]], maxlen: int | None = None,
+                  dtype: Any = "int32", padding: str = "pre", truncating: str = "pre",
+                  value: Any = 0.0) -> np.ndarray:
+  """keras_preprocessing.sequence.pad_sequences: a (num_samples, maxlen) array."""
+  if not hasattr(sequences, "__len__"):
+    raise ValueError("`sequences` must be iterable.")
+  try:
+    lengths = [len(x) for x in sequences]
+  except TypeError:
+    bad = next(x for x in sequences if not hasattr(x, "__len__"))
+    raise ValueError("`sequences` must be a list of iterables. Found non-iterable: "
+                     + str(bad)) from None
+  first = next((x for x in sequences if len(x)), None)
+  sample_shape = () if first is None else np.asarray(first).shape[1:]
+  if maxlen is None:
+    if not lengths:
+      raise ValueError("pad_sequences needs maxlen when there are no sequences")
+    maxlen = max(lengths)
+  is_str_dtype = np.issubdtype(dtype, np.str_)
+  if isinstance(value, str) and dtype != object and not is_str_dtype:
+    raise ValueError(f"`dtype` {dtype} is not compatible with `value`'s type: {type(value)}\n"
+                     "You should set `dtype=object` for variable length strings.")
+  x = np.full((len(sequences), maxlen) + sample_shape, value, dtype=dtype)
+  if first is None:
+    return x
+  if truncating not in ("pre", "post"):
+    raise ValueError(f'Truncating type "{truncating}" not understood')
+  if padding not in ("pre", "post"):
+    raise ValueError(f'Padding type "{padding}" not understood')
+
+  if not sample_shape and maxlen > 0 and (np.issubdtype(x.dtype, np.number)
+                                           or x.dtype == np.bool_):
+    try:  # numpy converts each row as it assigns it
+      _fill(x, sequences, lengths, maxlen, padding, truncating, sample_shape=None)
+      return x
+    except (TypeError, ValueError):
+      pass  # items that are not scalars: Keras' row checks below give its exact error
+  _fill(x, sequences, lengths, maxlen, padding, truncating, sample_shape)
+  return x
+
+
+def _fill(x: np.ndarray, sequences: Sequence[Sequence[Any]], lengths: list[int], maxlen: int,
+          padding: str, truncating: str, sample_shape: tuple[int, ...] | None) -> None:
+  """Copies each (truncated) sequence into its row of ``x``; checks shapes unless None."""
+  for idx, (s, n) in enumerate(zip(sequences, lengths)):
+    if not n:
+      continue
+    trunc = s[-maxlen:] if truncating == "pre" else s[:maxlen]
+    if sample_shape is not None:
+      trunc = np.asarray(trunc, dtype=x.dtype)
+      if trunc.shape[1:] != sample_shape:
+        raise ValueError(f"Shape of sample {trunc.shape[1:]} of sequence at position {idx} "
+                         f"is different from expected shape {sample_shape}")
+    if padding == "post":
+      x[idx, :len(trunc)] = trunc
+    else:
+      x[idx, -len(trunc):] = trunc
