@@ -63,4 +63,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.checkpoint_every_steps = 0  # >0: also checkpoint every N steps (end of epoch always)
   config.train.keep_checkpoints = 2        # the newest K checkpoints are kept
   config.train.overwrite = False           # True: discard the workdir's checkpoints and results
+  # Data parallelism (docs/distributed.md): the batch is split across the devices of a mesh.
+  config.train.num_devices = 0             # the first N devices; 0: all (of every process)
+  config.train.shard_embedding = False     # split the embedding table and its Adam moments too
+
+  # Several hosts: jax.distributed.initialize(), one process per host (docs/distributed.md).
+  config.dist = ml_collections.ConfigDict()
+  config.dist.initialize = False  # True: join a multi-process run (auto-detected on TPU/SLURM)
+  config.dist.coordinator = ""    # "host:port" of process 0; "": $JAX_COORDINATOR_ADDRESS/auto
+  config.dist.num_processes = 0   # 0: auto-detect
+  config.dist.process_id = -1     # -1: auto-detect
   return config

@@ -3,6 +3,9 @@
 ``train_and_evaluate(config, workdir)`` is the whole run: load the data, fit the tokenizer on the
 train subset, split off the LAST ``validation_split`` of it (as Keras does, before any shuffle),
 train with a jitted pure ``train_step``, validate every epoch, then score the test subset.
+
+Training is data-parallel over a mesh of ``train.num_devices`` devices (0: all; see
+``rnnbench.sharding`` and docs/distributed.md), on one host or, with ``config.dist``, several.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from rnnbench import checkpoint
 from rnnbench import data as data_lib
 from rnnbench import models
 from rnnbench import optim
+from rnnbench import sharding
 from rnnbench import tokenizer as tokenizer_lib
 
 
@@ -91,13 +95,18 @@ def prepare_data(config: ml_collections.ConfigDict) -> PreparedData:
       label_names=list(dataset.label_names))
 
 
-def batches(arrays: Arrays, batch_size: int,
-            order: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-  """Fixed-shape batches ``(x, y, weight)``; the last partial batch is zero-padded, weight 0."""
+def batches(arrays: Arrays, batch_size: int, order: np.ndarray | None = None,
+            pad_to: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+  """Fixed-shape batches ``(x, y, weight)`` of ``batch_size`` examples each.
+
+  The last partial batch is zero-padded with weight 0, and so is every batch up to ``pad_to``
+  rows if that is larger (a batch that must split evenly across devices).
+  """
   idx = np.arange(len(arrays)) if order is None else np.asarray(order)
+  rows = max(batch_size, pad_to or 0)
   for start in range(0, len(idx), batch_size):
     take = idx[start:start + batch_size]
-    pad = batch_size - len(take)
+    pad = rows - len(take)
     x, y = arrays.x[take], arrays.y[take]
     w = np.ones(len(take), np.float32)
     if pad:
@@ -138,8 +147,15 @@ def _accumulate(metrics, losses, logits, y, w, step):
   }
 
 
-@functools.partial(jax.jit, static_argnames="loss_fn", donate_argnums=(0, 2))
-def train_step(state: TrainState, batch, metrics, loss_fn):
+def create_sharded_state(config: ml_collections.ConfigDict, num_classes: int, rng: jax.Array,
+                         mesh: jax.sharding.Mesh) -> tuple[TrainState, Any]:
+  """``create_train_state`` placed on ``mesh``, and its shardings (``sharding.state_shardings``)."""
+  state = create_train_state(config, num_classes, rng)
+  shardings = sharding.state_shardings(state, mesh, config.train.get("shard_embedding", False))
+  return jax.device_put(state, shardings), shardings
+
+
+def _train_step(state: TrainState, batch, metrics, loss_fn):
   """One optimizer update on a (possibly padded) batch; returns the new state and metrics."""
   x, y, w = batch
   dropout_key = jax.random.fold_in(state.dropout_key, state.step)
@@ -154,11 +170,27 @@ def train_step(state: TrainState, batch, metrics, loss_fn):
   return state.apply_gradients(grads=grads), _accumulate(metrics, losses, logits, y, w, state.step)
 
 
-@functools.partial(jax.jit, static_argnames="loss_fn", donate_argnums=(2,))
-def eval_step(state: TrainState, batch, metrics, loss_fn):
+def _eval_step(state: TrainState, batch, metrics, loss_fn):
   x, y, w = batch
   logits = state.apply_fn({"params": state.params}, x, train=False, return_logits=True)
   return _accumulate(metrics, loss_fn(logits, y), logits, y, w, state.step)
+
+
+# Jitted for wherever the arguments are: one device, or a mesh (shardings propagate).
+train_step = jax.jit(_train_step, static_argnames="loss_fn", donate_argnums=(0, 2))
+eval_step = jax.jit(_eval_step, static_argnames="loss_fn", donate_argnums=(2,))
+
+
+def sharded_train_step(mesh: jax.sharding.Mesh, state_sharding: Any, loss_fn):
+  """``train_step`` jitted for ``mesh``: ``(state, batch, metrics) -> (state, metrics)``.
+
+  The batch is split along ``'data'``, the state keeps ``state_sharding`` (in and out, so it
+  can be donated) and the metric sums are replicated; XLA all-reduces the gradients.
+  """
+  data, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
+  return jax.jit(functools.partial(_train_step, loss_fn=loss_fn),
+                 in_shardings=(state_sharding, (data, data, data), rep),
+                 out_shardings=(state_sharding, rep), donate_argnums=(0, 2))
 
 
 def _finish(metrics) -> dict[str, float]:
@@ -168,11 +200,20 @@ def _finish(metrics) -> dict[str, float]:
           "count": int(m["count"])}
 
 
-def evaluate(state: TrainState, arrays: Arrays, batch_size: int, loss_fn) -> dict[str, float]:
-  """Mean loss and accuracy over every example of ``arrays`` exactly once."""
+def evaluate(state: TrainState, arrays: Arrays, batch_size: int, loss_fn, *,
+             mesh: jax.sharding.Mesh | None = None) -> dict[str, float]:
+  """Mean loss and accuracy over every example of ``arrays`` exactly once.
+
+  With ``mesh`` (``state`` placed on it) each batch is padded to split across its devices.
+  """
   metrics = zero_metrics()
-  for batch in batches(arrays, batch_size):
-    metrics = eval_step(state, batch, metrics, loss_fn=loss_fn)
+  if mesh is None:
+    for batch in batches(arrays, batch_size):
+      metrics = eval_step(state, batch, metrics, loss_fn=loss_fn)
+    return _finish(metrics)
+  metrics = sharding.replicate(metrics, mesh)
+  for batch in batches(arrays, batch_size, pad_to=sharding.padded_size(batch_size, mesh)):
+    metrics = eval_step(state, sharding.put_batch(batch, mesh), metrics, loss_fn=loss_fn)
   return _finish(metrics)
 
 
@@ -188,7 +229,7 @@ class NonFiniteLossError(FloatingPointError):
 # Errors that carry a message for the user (bad config, missing data, bad checkpoint, NaN loss);
 # entry points print them without a traceback.
 EXPECTED_ERRORS = (ValueError, data_lib.DataError, checkpoint.CheckpointError,
-                   NonFiniteLossError, FileNotFoundError)
+                   NonFiniteLossError, FileNotFoundError, sharding.DistributedError)
 
 
 def _check_finite(metrics, epoch: int, steps_per_epoch: int) -> None:
@@ -221,6 +262,7 @@ def environment() -> dict[str, Any]:
           "numpy": np.__version__, "sklearn": sklearn.__version__,
           "python": platform.python_version(), "backend": jax.default_backend(),
           "device_kind": device.device_kind, "device_count": jax.device_count(),
+          "process_count": jax.process_count(),
           "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
 
 
@@ -267,9 +309,11 @@ def _start_or_resume(config, workdir: pathlib.Path, state):
   """The checkpointer, and the state and position to start from: fresh, or the newest saved."""
   directory = workdir / "checkpoints"
   if config.train.overwrite:
-    shutil.rmtree(directory, ignore_errors=True)
-    for name in ("metrics.jsonl", "summary.json", "params.msgpack"):
-      (workdir / name).unlink(missing_ok=True)
+    if sharding.is_main_process():
+      shutil.rmtree(directory, ignore_errors=True)
+      for name in ("metrics.jsonl", "summary.json", "params.msgpack"):
+        (workdir / name).unlink(missing_ok=True)
+    sharding.sync("rnnbench-overwrite")
   ckpt = checkpoint.Checkpointer(directory, config.train.keep_checkpoints)
   fresh = (ckpt, state, {"epoch": 1, "batches_done": 0, "metrics": None, "history": []})
   if ckpt.latest_step() is None:
@@ -289,42 +333,57 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   ``train.checkpoint_every_steps`` steps); rerunning on the same workdir resumes from the newest
   one, and a finished run is not trained again. SIGINT/SIGTERM save a checkpoint and raise
   ``TrainingInterrupted``. ``step_hook(global_step)`` is called after every step.
+  Training runs data-parallel on ``train.num_devices`` devices (0: all); with ``config.dist``
+  every process of a multi-host run calls this, and only process 0 writes files.
   Returns the summary (also written as ``summary.json``).
   """
+  multi_process = sharding.initialize(config.get("dist"))
+  main = sharding.is_main_process()
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  say = functools.partial(print, flush=True)
+  say = functools.partial(print, flush=True) if main else lambda *a, **k: None
 
   t0 = time.perf_counter()
   data = prepare_data(config)
   load_s = time.perf_counter() - t0
   loss_fn = optim.make_loss(config.train.loss)
-  state = create_train_state(config, len(data.label_names), jax.random.PRNGKey(config.seed))
+  mesh = sharding.make_mesh(config.train.get("num_devices", 0))
+  state, state_sharding = create_sharded_state(config, len(data.label_names),
+                                               jax.random.PRNGKey(config.seed), mesh)
   ckpt, state, position = _start_or_resume(config, workdir, state)
   history = position["history"]
   if position["epoch"] > config.train.num_epochs and (workdir / "summary.json").exists():
     say(f"{workdir} holds a finished run; pass --config.train.overwrite=True to train it again")
     return json.loads((workdir / "summary.json").read_text())
 
-  _write_json(workdir / "config.json", config.to_dict())
-  (workdir / "tokenizer.json").write_text(data.tokenizer.to_json())
-  (workdir / "labels.json").write_text(json.dumps(data.label_names) + "\n")
+  if main:
+    _write_json(workdir / "config.json", config.to_dict())
+    (workdir / "tokenizer.json").write_text(data.tokenizer.to_json())
+    (workdir / "labels.json").write_text(json.dumps(data.label_names) + "\n")
   say(f"Train on {len(data.train)} samples, validate on {len(data.val)} samples "
       f"(test {len(data.test)}; data ready in {load_s:.1f}s)")
+  if mesh.size > 1 or multi_process:
+    say(f"Data-parallel on {mesh.size} {jax.default_backend()} devices in "
+        f"{jax.process_count()} process(es); batch {config.train.batch_size} padded to "
+        f"{sharding.padded_size(config.train.batch_size, mesh)}")
   if position["epoch"] > 1 or position["batches_done"]:
     say(f"Resuming from {ckpt.directory} at epoch {position['epoch']}, "
         f"batch {position['batches_done']}")
 
   bs, ebs = config.train.batch_size, config.train.eval_batch_size
+  padded_bs = sharding.padded_size(bs, mesh)
   steps = num_batches(len(data.train), bs)
+  new_metrics = lambda: sharding.replicate(zero_metrics(), mesh)
   t0 = time.perf_counter()
-  step_fn = train_step.lower(state, next(batches(data.train, bs)), zero_metrics(),
-                             loss_fn=loss_fn).compile()
+  step_fn = sharded_train_step(mesh, state_sharding, loss_fn).lower(
+      state, sharding.put_batch(next(batches(data.train, bs, pad_to=padded_bs)), mesh),
+      new_metrics()).compile()
   compile_s = time.perf_counter() - t0
   every = config.train.checkpoint_every_steps
   log_every = max(config.train.log_every_steps, 1)
   done = (position["epoch"] - 1) * steps + position["batches_done"]
-  step_log = _step_log(workdir / "steps.jsonl", keep_until=done)
+  step_log = (_step_log(workdir / "steps.jsonl", keep_until=done) if main
+              else open(os.devnull, "a"))  # pylint: disable=consider-using-with
 
   def save(epoch, batches_done, metrics):
     ckpt.save((epoch - 1) * steps + batches_done, state, {
@@ -337,18 +396,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       say(f"Epoch {epoch}/{config.train.num_epochs}")
       order = epoch_order(config.seed, epoch, len(data.train))
       skip = position["batches_done"] if epoch == position["epoch"] else 0
-      metrics = zero_metrics()
+      metrics = new_metrics()
       if skip and position["metrics"] is not None:
-        metrics = jax.tree.map(jnp.asarray, position["metrics"])
-      bar = _progress(steps, config.train.progress, initial=skip)
+        metrics = sharding.replicate(jax.tree.map(
+            lambda zero, saved: np.asarray(saved, zero.dtype), zero_metrics(),
+            position["metrics"]), mesh)
+      bar = _progress(steps, config.train.progress and main, initial=skip)
       last_logged = None
       t0 = time.perf_counter()
-      for i, batch in enumerate(batches(data.train, bs, order[skip * bs:]), skip + 1):
-        state, metrics = step_fn(state, batch, metrics)
+      for i, batch in enumerate(batches(data.train, bs, order[skip * bs:], pad_to=padded_bs),
+                                skip + 1):
+        state, metrics = step_fn(state, sharding.put_batch(batch, mesh), metrics)
         global_step = (epoch - 1) * steps + i
         if step_hook is not None:
           step_hook(global_step)
-        if i % log_every == 0 or i == steps or stop.received is not None:
+        boundary = i % log_every == 0 or i == steps
+        stopping = stop.received is not None
+        if multi_process:  # all processes stop together, at a step they all check
+          stopping = boundary and sharding.any_process(stopping)
+        if boundary or stopping:
           _check_finite(metrics, epoch, steps)
           running = _finish(metrics)
           window = _window(running, last_logged)
@@ -359,12 +425,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
           if bar is not None:
             bar.set_postfix(loss=f"{running['loss']:.4f}", accuracy=f"{running['accuracy']:.4f}")
             bar.update(i - bar.n)
-        if stop.received is not None:
+        if stopping:
           if bar is not None:
             bar.close()
           save(epoch, i, metrics)
+          name = (signal.Signals(stop.received).name if stop.received is not None
+                  else "on another process")
           raise TrainingInterrupted(
-              f"stopped by signal {signal.Signals(stop.received).name} at epoch {epoch}, batch "
+              f"stopped by signal {name} at epoch {epoch}, batch "
               f"{i} of {steps}; checkpoint saved in {ckpt.directory}. Rerun the same command "
               "to resume.")
         if every and global_step % every == 0 and i != steps:
@@ -373,37 +441,41 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       epoch_s = time.perf_counter() - t0
       if bar is not None:
         bar.close()
-      val = evaluate(state, data.val, ebs, loss_fn) if len(data.val) else {}
+      val = evaluate(state, data.val, ebs, loss_fn, mesh=mesh) if len(data.val) else {}
       logs = {"loss": train_metrics["loss"], "accuracy": train_metrics["accuracy"]}
       if val:
         logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
       if config.train.test_every_epoch and len(data.test):
-        test = evaluate(state, data.test, ebs, loss_fn)
+        test = evaluate(state, data.test, ebs, loss_fn, mesh=mesh)
         logs.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
       say(_keras_line(len(data.train), epoch_s, steps - skip, logs))
       history.append({"epoch": epoch, **logs, "epoch_time_s": epoch_s,
                       "step_time_ms": 1000.0 * epoch_s / max(steps - skip, 1),
                       "train_count": train_metrics["count"]})
-      _write_text(workdir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+      if main:
+        _write_text(workdir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
       save(epoch + 1, 0, None)
 
-  test = evaluate(state, data.test, ebs, loss_fn) if len(data.test) else {}
+  test = evaluate(state, data.test, ebs, loss_fn, mesh=mesh) if len(data.test) else {}
   if test:
     say(f"Test on {test['count']} samples - test_loss: {test['loss']:.4f} - "
         f"test_accuracy: {test['accuracy']:.4f}")
-  (workdir / "params.msgpack").write_bytes(serialization.to_bytes(state.params))
+  params = sharding.to_host(state.params)  # every process: may gather across processes
   summary = {
       **({k: v for k, v in history[-1].items() if k != "epoch"} if history else {}),
       "epochs": len(history),
       "test_loss": test.get("loss"), "test_accuracy": test.get("accuracy"),
       "test_count": test.get("count"),
       "num_train": len(data.train), "num_val": len(data.val), "num_test": len(data.test),
-      "params": param_counts(state.params),
+      "params": param_counts(params),
       "load_time_s": load_s, "compile_time_s": compile_s,
-      "environment": environment(),
+      "environment": {**environment(), "num_devices": mesh.size},
   }
-  _write_json(workdir / "summary.json", summary)
+  if main:
+    (workdir / "params.msgpack").write_bytes(serialization.to_bytes(params))
+    _write_json(workdir / "summary.json", summary)
   ckpt.close()
+  sharding.sync("rnnbench-done")  # the files exist once any process returns
   return summary
 
 
