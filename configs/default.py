@@ -11,7 +11,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0
 
   config.data = ml_collections.ConfigDict()
-  config.data.name = "20newsgroups"   # or "synthetic"
+  # "20newsgroups", "synthetic", "tfds:<name>" (e.g. "tfds:imdb_reviews"), or your own
+  # files: "csv", "jsonl", "folder" (docs/datasets.md).
+  config.data.name = "20newsgroups"
   # Local copy of 20news-bydate.tar.gz; empty: $RNNBENCH_20NEWS_ARCHIVE, else scikit-learn's
   # fetch_20newsgroups (downloads into data_home / $SCIKIT_LEARN_DATA).
   config.data.archive = ""
@@ -23,6 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.validation_split = 0.1  # the LAST fraction of the train subset, as Keras' fit does
   config.data.max_train_docs = 0      # >0: use only the first N train documents (smoke runs)
   config.data.max_test_docs = 0       # >0: use only the first N test documents
+  config.data.max_val_docs = 0        # >0: only the first N of a named validation split
   # data.name == "synthetic": generated text with a learnable label signal.
   config.data.synthetic = ml_collections.ConfigDict()
   config.data.synthetic.num_train = 2000
@@ -30,6 +33,26 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.synthetic.num_classes = 20
   config.data.synthetic.vocab_size = 5000
   config.data.synthetic.doc_len = 120
+  # data.name == "tfds:<name>": a TensorFlow Datasets dataset (pip install -e '.[tfds]').
+  config.data.tfds = ml_collections.ConfigDict()
+  config.data.tfds.train_split = "train"  # tfds split syntax, e.g. "train[:90%]"
+  config.data.tfds.test_split = "test"    # "": no test split
+  config.data.tfds.val_split = ""         # "": the last validation_split of train; else
+                                          # validate on this split (validation_split unused)
+  config.data.tfds.text_key = "text"      # ag_news_subset: "description"
+  config.data.tfds.label_key = "label"
+  config.data.tfds.data_dir = ""          # "": $TFDS_DATA_DIR, else ~/tensorflow_datasets
+  config.data.tfds.download = True        # False: fail at once if not prepared in data_dir
+  # data.name == "csv", "jsonl" or "folder": your own files (paths, or class folders).
+  config.data.files = ml_collections.ConfigDict()
+  config.data.files.train = ""
+  config.data.files.test = ""             # "": no test split
+  config.data.files.val = ""              # "": the last validation_split of train; else
+                                          # validate on this file (validation_split unused)
+  config.data.files.text_column = "text"  # csv column / jsonl key
+  config.data.files.label_column = "label"
+  config.data.files.delimiter = ","       # csv; "\\t" for tab-separated
+  config.data.files.encoding = "utf-8"    # e.g. "latin-1" for the 20 Newsgroups folders
 
   config.model = ml_collections.ConfigDict()
   config.model.cell = "lstm"
@@ -60,6 +83,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.progress = True           # a progress bar while an epoch runs
   config.train.log_every_steps = 50      # running loss/accuracy to steps.jsonl; NaN check
   config.train.test_every_epoch = False  # also score the test subset after every epoch
+  config.train.tensorboard = True        # TensorBoard events too, if tensorboardX is installed
   config.train.checkpoint_every_steps = 0  # >0: also checkpoint every N steps (end of epoch always)
   config.train.keep_checkpoints = 2        # the newest K checkpoints are kept
   config.train.overwrite = False           # True: discard the workdir's checkpoints and results

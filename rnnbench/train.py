@@ -36,6 +36,7 @@ from flax.training import train_state
 
 from rnnbench import checkpoint
 from rnnbench import data as data_lib
+from rnnbench import metric_log
 from rnnbench import models
 from rnnbench import optim
 from rnnbench import sharding
@@ -266,17 +267,6 @@ def environment() -> dict[str, Any]:
           "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
 
 
-def _write_text(path: pathlib.Path, text: str) -> None:
-  """Writes ``text`` to ``path`` atomically (a reader sees the old file or the new one)."""
-  tmp = path.with_suffix(path.suffix + ".tmp")
-  tmp.write_text(text)
-  os.replace(tmp, path)
-
-
-def _write_json(path: pathlib.Path, obj) -> None:
-  _write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
 class TrainingInterrupted(Exception):
   """SIGINT/SIGTERM stopped training; a checkpoint was saved and a rerun resumes from it."""
 
@@ -357,7 +347,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     return json.loads((workdir / "summary.json").read_text())
 
   if main:
-    _write_json(workdir / "config.json", config.to_dict())
+    metric_log.write_json(workdir / "config.json", config.to_dict())
     (workdir / "tokenizer.json").write_text(data.tokenizer.to_json())
     (workdir / "labels.json").write_text(json.dumps(data.label_names) + "\n")
   say(f"Train on {len(data.train)} samples, validate on {len(data.val)} samples "
@@ -382,8 +372,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   every = config.train.checkpoint_every_steps
   log_every = max(config.train.log_every_steps, 1)
   done = (position["epoch"] - 1) * steps + position["batches_done"]
-  step_log = (_step_log(workdir / "steps.jsonl", keep_until=done) if main
-              else open(os.devnull, "a"))  # pylint: disable=consider-using-with
+  log = metric_log.MetricLog(workdir, enabled=main, resume_step=done,
+                             tensorboard=config.train.tensorboard)
 
   def save(epoch, batches_done, metrics):
     ckpt.save((epoch - 1) * steps + batches_done, state, {
@@ -391,7 +381,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         "metrics": None if metrics is None else _host(metrics),
         "fingerprint": checkpoint.fingerprint(config)})
 
-  with _StopOnSignal() as stop, step_log:
+  with _StopOnSignal() as stop, log:
     for epoch in range(position["epoch"], config.train.num_epochs + 1):
       say(f"Epoch {epoch}/{config.train.num_epochs}")
       order = epoch_order(config.seed, epoch, len(data.train))
@@ -419,9 +409,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
           running = _finish(metrics)
           window = _window(running, last_logged)
           last_logged = running
-          step_log.write(json.dumps({"step": global_step, "epoch": epoch, **window,
-                                     "epoch_loss": running["loss"],
-                                     "epoch_accuracy": running["accuracy"]}) + "\n")
+          log.step(global_step, {"epoch": epoch, **window, "epoch_loss": running["loss"],
+                                 "epoch_accuracy": running["accuracy"]})
           if bar is not None:
             bar.set_postfix(loss=f"{running['loss']:.4f}", accuracy=f"{running['accuracy']:.4f}")
             bar.update(i - bar.n)
@@ -452,8 +441,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       history.append({"epoch": epoch, **logs, "epoch_time_s": epoch_s,
                       "step_time_ms": 1000.0 * epoch_s / max(steps - skip, 1),
                       "train_count": train_metrics["count"]})
-      if main:
-        _write_text(workdir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+      log.epoch(history, epoch * steps)
       save(epoch + 1, 0, None)
 
   test = evaluate(state, data.test, ebs, loss_fn, mesh=mesh) if len(data.test) else {}
@@ -473,20 +461,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   }
   if main:
     (workdir / "params.msgpack").write_bytes(serialization.to_bytes(params))
-    _write_json(workdir / "summary.json", summary)
+    metric_log.write_json(workdir / "summary.json", summary)
   ckpt.close()
   sharding.sync("rnnbench-done")  # the files exist once any process returns
   return summary
-
-
-def _step_log(path: pathlib.Path, keep_until: int):
-  """``steps.jsonl`` opened for appending, without records past ``keep_until`` (a resume)."""
-  kept = []
-  if keep_until and path.exists():
-    kept = [l for l in path.read_text().splitlines(keepends=True)
-            if l.strip() and json.loads(l)["step"] <= keep_until]
-  _write_text(path, "".join(kept))
-  return path.open("a", buffering=1)
 
 
 def _window(now: Mapping[str, float], before: Mapping[str, float] | None) -> dict[str, float]:

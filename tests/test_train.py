@@ -207,3 +207,29 @@ def test_cli_reports_an_unknown_cell_without_traceback(tmp_path):
   assert proc.returncode != 0
   assert "unknown cell 'nope'; registered cells:" in proc.stderr
   assert "Traceback" not in proc.stderr
+
+
+def _event_scalars(directory):
+  """{tag: [(step, value)]} from the TensorBoard event files in ``directory``."""
+  import struct  # pylint: disable=g-import-not-at-top
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  scalars = {}
+  for path in sorted(pathlib.Path(directory).glob("events.out.tfevents.*")):
+    data = path.read_bytes()
+    while data:
+      (length,) = struct.unpack("<Q", data[:8])
+      event = event_pb2.Event.FromString(data[12:12 + length])
+      data = data[12 + length + 4:]
+      for value in event.summary.value:
+        scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+  return scalars
+
+
+def test_tensorboard_events(synthetic_run):
+  workdir, _ = synthetic_run
+  scalars = _event_scalars(workdir / "tensorboard")
+  records = history(workdir)
+  assert [s for s, _ in scalars["epoch/val_accuracy"]] == [1, 2, 3]
+  for (_, value), record in zip(scalars["epoch/val_loss"], records):
+    assert value == pytest.approx(record["val_loss"], rel=1e-6)
+  assert len(scalars["train_step/loss"]) == sum(1 for _ in (workdir / "steps.jsonl").open())
