@@ -30,6 +30,8 @@ def evaluate_run(run: runs.TrainedRun, split: str = "test") -> dict:
   dataset = data_lib.load(run.config.data, seed=run.config.seed)
   if split == "test":
     texts, labels = dataset.test_texts, dataset.test_labels
+  elif dataset.val_texts is not None:
+    texts, labels = dataset.val_texts, dataset.val_labels
   else:
     cut = train.split_at(len(dataset.train_texts), run.config.data.validation_split)
     texts, labels = dataset.train_texts[cut:], dataset.train_labels[cut:]

@@ -3,17 +3,21 @@
 Outputs are identical to Keras' (the same ``word_counts`` order, ``word_index`` including its
 tie order, the same sequences and padded arrays); only the work is organised differently:
 
-* texts are tokenised with C-level string methods (``lower``, ``translate``, ``split``) and
-  counted with one dict pass over all tokens, with no per-token Python code;
+* str texts are lower-cased and encoded as UTF-8 text by text, then split and numbered in
+  numpy over all their bytes at once: no Python object per token (``_encode_texts``);
+  other inputs (lists of tokens, char_level) are split with C-level string methods and
+  numbered in one dict pass;
 * ``fit_on_texts`` keeps the token ids of the texts it has just read, so that
   ``texts_to_sequences`` on those same text objects (checked by identity, with unchanged
-  tokenisation settings) maps a numpy array instead of tokenising again;
+  tokenisation settings) only maps a numpy array; other str texts are numbered as in fit;
 * ``pad_sequences`` assigns each row straight from its list.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import gc
 import itertools
 import json
 import operator
@@ -108,16 +112,25 @@ class Tokenizer:
 
   # Fitting.
 
+  def _number(self, texts: Sequence[Any]) -> Numbered:
+    """The texts' tokens numbered (see ``_encode``), from their bytes when they are str."""
+    numbered = None
+    if not self.char_level and all(type(t) is str for t in texts):
+      numbered = _encode_texts(texts, self.filters, self.lower, self.split)
+    return numbered or _encode(self._token_lists(texts))
+
   def fit_on_texts(self, texts: Iterable[Any]) -> None:
     """Updates the vocabulary from texts (strings, or lists of tokens)."""
     texts = _as_list(texts)
-    words, counts, ids, lengths = _encode(self._token_lists(texts))
+    words, ids, lengths = self._number(texts)
+    counts = np.bincount(ids, minlength=len(words))
+    first_fit = not self.word_counts
     self.document_count += len(texts)
     _add_counts(self.word_counts, words, counts.tolist())
     _add_counts(self.word_docs, words, _doc_freq(ids, lengths, len(words)).tolist())
 
     sorted_voc = [] if self.oov_token is None else [self.oov_token]
-    sorted_voc.extend(_by_count(self.word_counts))
+    sorted_voc.extend(_by_count(self.word_counts, counts if first_fit else None))
     self.word_index = word_index = dict(zip(sorted_voc, range(1, len(sorted_voc) + 1)))
     self.index_word = dict(zip(word_index.values(), word_index))
     self.index_docs.update(zip(map(word_index.__getitem__, self.word_docs),
@@ -126,8 +139,7 @@ class Tokenizer:
     # Only str texts are immutable, so only they can be recognised again by identity.
     self._memo = None
     if all(type(t) is str for t in texts):
-      self._memo = _Memo(tuple(texts), self._settings(), words, ids,
-                         np.concatenate([[0], np.cumsum(lengths)]))
+      self._memo = _Memo(tuple(texts), self._settings(), (words, ids, lengths))
 
   def fit_on_sequences(self, sequences: Sequence[Sequence[int]]) -> None:
     """Updates ``index_docs`` from integer sequences, as Keras does."""
@@ -150,7 +162,13 @@ class Tokenizer:
     # dropped when it is None.
     memo = self._memo
     if memo is not None and memo.matches(texts, self._settings()):
-      sequences = memo.sequences(self.word_index, self.num_words, oov)
+      numbered = memo.numbered
+    elif not self.char_level and all(type(t) is str for t in texts):
+      numbered = _encode_texts(texts, self.filters, self.lower, self.split)
+    else:
+      numbered = None
+    if numbered is not None:
+      sequences = _sequences(*numbered, self.word_index, self.num_words, oov)
       if sequences is not None:
         return sequences
     num_words = self.num_words
@@ -259,14 +277,13 @@ def _as_list(texts: Iterable[Any]) -> Sequence[Any]:
   return texts if isinstance(texts, (list, tuple)) else list(texts)
 
 
-def _encode(token_lists: Iterable[list[Any]]
-           ) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray]:
-  """Numbers the tokens of all texts in one dict pass.
+# The distinct tokens of some texts in first-seen order, every token's id (its index in the
+# distinct tokens; int32), and the number of tokens of each text.
+Numbered = tuple[list[Any], np.ndarray, np.ndarray]
 
-  Returns:
-    The distinct tokens in first-seen order, the count of each, every token's id (its index
-    in the distinct tokens) and the number of tokens of each text.
-  """
+
+def _encode(token_lists: Iterable[list[Any]]) -> Numbered:
+  """Numbers the tokens of all texts in one dict pass."""
   # Text by text, so that each text's token strings are freed at once. setdefault keeps the
   # first position of every token; the dict's keys are the words in first-seen order.
   first: dict[Any, int] = {}
@@ -279,15 +296,157 @@ def _encode(token_lists: Iterable[list[Any]]
   pos = np.array(pos, dtype=np.int64)
   words = list(first)
   first_pos = np.fromiter(first.values(), dtype=np.int64, count=len(words))
-  counts = np.bincount(pos, minlength=len(pos))[first_pos]
   dense = np.zeros(len(pos), dtype=np.int32)
   dense[first_pos] = np.arange(len(words), dtype=np.int32)
-  return words, counts, dense[pos], np.array(lengths, dtype=np.int64)
+  return words, dense[pos], np.array(lengths, dtype=np.int64)
+
+
+_BYTE_MASKS = np.array([(1 << (8 * i)) - 1 for i in range(9)], dtype=np.uint64)
+_LONG_TOKEN = np.uint64(0xFF << 56)  # the second key word of tokens of over 15 bytes
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9))
+
+
+def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str
+                  ) -> Numbered | None:
+  """``_encode`` for str texts split as Keras does, done on all their UTF-8 bytes at once.
+
+  Keras' tokens are the runs of characters between ``split`` characters once each filter
+  character is replaced by ``split``. An ASCII character is one byte in UTF-8, and no other
+  character's bytes contain it; so the tokens are the runs of bytes between split bytes once
+  the ASCII filter bytes are replaced by the split byte (other filters are replaced in the
+  str). Every token is then keyed exactly by two integers: its first 8 bytes, and its next 7
+  bytes with its length (tokens of over 15 bytes: their number in a dict instead), and
+  ``_slots`` gives equal keys, and only them, the same number.
+
+  Returns:
+    What ``_encode`` returns, or None when ``split`` is not one ASCII character or a text
+    cannot be encoded in UTF-8 (a lone surrogate): then ``_encode`` must do it.
+  """
+  if len(split) != 1 or not split.isascii():
+    return None
+  sep = ord(split)
+  byte_table = bytearray(range(256))
+  for c in filters:
+    if c.isascii():
+      byte_table[ord(c)] = sep
+  docs = (t.lower() for t in texts) if lower else texts
+  other_filters = {c: split for c in filters if not c.isascii()}
+  if other_filters:
+    table = str.maketrans(other_filters)
+    docs = (t.translate(table) for t in docs)
+  try:  # text by text, so that each text's temporary copies are freed at once
+    encoded = [t.encode("utf-8").translate(byte_table) for t in docs]
+  except UnicodeEncodeError:
+    return None
+  spans = np.fromiter(map(len, encoded), np.int64, len(encoded)) + 1  # with the separator
+  # 16 spare separators at the end, for the 8-byte reads below.
+  corpus = split.encode().join([*encoded, split.encode() * 15])
+  del encoded
+  buf = np.frombuffer(corpus, np.uint8)
+  in_token = np.zeros(len(buf) + 1, bool)
+  np.not_equal(buf, sep, out=in_token[1:])
+  edges = np.flatnonzero(in_token[1:] != in_token[:-1])
+  del in_token
+  starts, ends = edges[0::2], edges[1::2]  # each token's bytes: buf[start:end]
+  n = len(starts)
+  first_token = np.searchsorted(starts, np.cumsum(spans) - spans)
+  lengths = np.diff(np.append(first_token, n))
+
+  # The key of each token: two 64-bit words. Bytes are read 8 at a time (little-endian).
+  num_bytes = ends - starts
+  words8 = np.ndarray((len(buf) - 7,), dtype="<u8", buffer=corpus, strides=(1,))
+  k0 = words8[starts]
+  k0 &= _BYTE_MASKS[np.minimum(num_bytes, 8)]
+  k1 = num_bytes.astype(np.uint64)
+  k1 <<= np.uint64(56)
+  more = np.flatnonzero(num_bytes > 8)
+  k1[more] |= words8[starts[more] + 8] & _BYTE_MASKS[np.minimum(num_bytes[more] - 8, 8)]
+  long_tokens = more[num_bytes[more] > 15]
+  if long_tokens.size:
+    numbers: dict[bytes, int] = {}
+    k0[long_tokens] = [numbers.setdefault(corpus[a:b], len(numbers)) for a, b in
+                       zip(starts[long_tokens].tolist(), ends[long_tokens].tolist())]
+    k1[long_tokens] = _LONG_TOKEN
+
+  slot = _slots(k0, k1)
+  first = np.full(slot.max() + 1 if n else 0, n, np.int32 if n < 2**31 else np.int64)
+  np.minimum.at(first, slot, np.arange(n, dtype=first.dtype))
+  firsts = np.sort(first[first < n])  # each distinct token's first position, in order
+  word_of_slot = np.empty(len(first), np.int32)
+  word_of_slot[slot[firsts]] = np.arange(len(firsts), dtype=np.int32)
+  ids = word_of_slot[slot]
+
+  # The distinct tokens' bytes, each followed by the split byte, decoded at once.
+  word_bytes = num_bytes[firsts]
+  total = int(word_bytes.sum())
+  source = np.repeat(starts[firsts] - (np.cumsum(word_bytes) - word_bytes), word_bytes)
+  joined = np.full(total + len(firsts), sep, np.uint8)
+  joined[np.arange(total) + np.repeat(np.arange(len(firsts)), word_bytes)] = (
+      buf[source + np.arange(total)])
+  words = joined.tobytes().decode("utf-8").split(split)[:-1]
+  return words, ids, lengths
+
+
+def _slots(k0: np.ndarray, k1: np.ndarray) -> np.ndarray:
+  """A slot number for each key ``(k0[i], k1[i])``: equal keys, and only they, share one.
+
+  The slots are those of an open-addressing hash table filled by numpy, all keys at once:
+  see ``_hash_table``. ``k1`` is never 0.
+  """
+  size = 1 << max(10, (len(k0) // 8).bit_length())  # distinct tokens are rarely 1 in 16
+  while True:
+    first_slots = k1 * _MIX[0]  # a hash, whose top bits pick each key's first slot
+    first_slots += k0
+    first_slots *= _MIX[1]
+    first_slots >>= np.uint64(65 - size.bit_length())
+    slots = _hash_table(k0, k1, first_slots.view(np.int64), size)
+    if slots is not None:
+      return slots
+    size *= 4
+
+
+def _hash_table(k0: np.ndarray, k1: np.ndarray, slots: np.ndarray,
+                size: int) -> np.ndarray | None:
+  """Puts every key in a table of ``size`` slots; None if that fills more than half of it.
+
+  ``slots`` holds each key's first slot on entry, and its slot on return (None aside).
+
+  Each round, every key not yet placed looks at its slot (first the top bits of its hash):
+  keys that find it free claim it (one claimant wins), keys that find themselves there are
+  placed, and the others move on to the next slot. All copies of a key move together, so
+  each key ends up in exactly one slot.
+  """
+  mask = size - 1
+  table0 = np.zeros(size, np.uint64)
+  table1 = np.zeros(size, np.uint64)  # 0: free
+  owner = np.full(size, -1, np.int64)
+  todo, slot, a, b = np.arange(len(k0)), slots, k0, k1  # the keys not yet placed
+  used = 0
+  while todo.size:
+    if used:
+      free = table1[slot] == 0
+      owner[slot[free]] = todo[free]
+    else:  # the first round: every slot is free
+      owner[slot] = todo
+    claimed = np.flatnonzero((owner >= 0) & (table1 == 0))
+    used += len(claimed)
+    if 2 * used > size:
+      return None
+    table0[claimed] = k0[owner[claimed]]
+    table1[claimed] = k1[owner[claimed]]
+    found = (table0[slot] == a) & (table1[slot] == b)
+    if slot is not slots:
+      slots[todo[found]] = slot[found]
+    lost = np.flatnonzero(~found)
+    todo, slot, a, b = todo[lost], (slot[lost] + 1) & mask, a[lost], b[lost]
+  return slots
 
 
 def _doc_freq(ids: np.ndarray, lengths: np.ndarray, vocab_size: int) -> np.ndarray:
   """In how many documents each id occurs (the documents' ids lie one after another)."""
-  pairs = np.repeat(np.arange(len(lengths), dtype=np.int64) * vocab_size, lengths) + ids
+  dtype = np.uint32 if len(lengths) * vocab_size < 2**32 else np.int64  # sorts faster
+  pairs = np.repeat(np.arange(len(lengths), dtype=dtype) * dtype(vocab_size), lengths)
+  pairs += ids.astype(dtype)
   pairs.sort()
   new = np.ones(len(pairs), dtype=bool)
   np.not_equal(pairs[1:], pairs[:-1], out=new[1:])
@@ -295,46 +454,63 @@ def _doc_freq(ids: np.ndarray, lengths: np.ndarray, vocab_size: int) -> np.ndarr
 
 
 class _Memo:
-  """The token ids of the texts last fitted on, to map those same texts without re-reading."""
+  """The numbered tokens of the texts last fitted on, to map those same texts again."""
 
-  def __init__(self, texts: tuple[str, ...], settings: tuple[Any, ...], words: list[str],
-               ids: np.ndarray, offsets: np.ndarray):
+  def __init__(self, texts: tuple[str, ...], settings: tuple[Any, ...], numbered: Numbered):
     self.texts = texts
     self.settings = settings
-    self.words = words
-    self.ids = ids
-    self.offsets = offsets
+    self.numbered = numbered
 
   def matches(self, texts: Sequence[Any], settings: tuple[Any, ...]) -> bool:
     return (settings == self.settings and len(texts) == len(self.texts)
             and all(map(operator.is_, texts, self.texts)))
 
-  def sequences(self, word_index: dict[Any, Any], num_words: int | None,
-                oov: int | None) -> list[list[int]] | None:
-    """Keras' sequences from the stored ids; None when word_index holds non-int values."""
-    values = list(map(word_index.get, self.words))
-    ints = np.array([-1 if v is None else v for v in values])
-    if len(values) == 0 or ints.dtype.kind not in "iu" or (ints < 0).any():
-      return None
-    drop = np.array([v is None for v in values], dtype=bool)
-    if num_words:
-      drop |= ints >= num_words
-    # An object array hands out the very int objects of word_index: no new ints to make.
-    lut = np.array(values, dtype=object)
-    lut[drop] = oov
-    ids, offsets = self.ids, self.offsets
-    if oov is None and drop.any():
-      kept = ~drop[ids]
-      ids = ids[kept]
-      offsets = np.concatenate([[0], np.cumsum(kept)])[offsets]
+
+def _sequences(words: list[Any], ids: np.ndarray, lengths: np.ndarray,
+               word_index: dict[Any, Any], num_words: int | None,
+               oov: int | None) -> list[list[int]] | None:
+  """Keras' sequences of numbered texts; None when word_index holds non-int values."""
+  values = list(map(word_index.get, words))
+  ints = np.array([-1 if v is None else v for v in values])
+  if len(values) == 0 or ints.dtype.kind not in "iu" or (ints < 0).any():
+    return None
+  drop = np.array([v is None for v in values], dtype=bool)
+  if num_words:
+    drop |= ints >= num_words
+  # An object array hands out the very int objects of word_index: no new ints to make.
+  lut = np.array(values, dtype=object)
+  lut[drop] = oov
+  offsets = np.concatenate([[0], np.cumsum(lengths)])
+  if oov is None and drop.any():
+    kept = ~drop[ids]
+    ids = ids[kept]
+    offsets = np.concatenate([[0], np.cumsum(kept)])[offsets]
+  bounds = offsets.tolist()
+  with _gc_paused():
     flat = lut[ids].tolist()
-    bounds = offsets.tolist()
     return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def _by_count(counts: dict[Any, int]) -> list[Any]:
-  """The keys by decreasing count, ties in key order: Keras' stable reverse sort."""
-  values = np.array(list(counts.values()))
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+  """Pauses Python's cycle collector, which would walk every live object over and over while
+  millions of list items are made (and lists of ints hold no cycles for it to find)."""
+  enabled = gc.isenabled()
+  gc.disable()
+  try:
+    yield
+  finally:
+    if enabled:
+      gc.enable()
+
+
+def _by_count(counts: dict[Any, int], values: np.ndarray | None = None) -> list[Any]:
+  """The keys by decreasing count, ties in key order: Keras' stable reverse sort.
+
+  ``values``, if given, are the counts as an array, in the same order.
+  """
+  if values is None:
+    values = np.array(list(counts.values()))
   if values.dtype.kind not in "iu":  # not plain ints: let Python compare them
     return sorted(counts, key=counts.__getitem__, reverse=True)
   keys = list(counts)

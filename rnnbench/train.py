@@ -87,13 +87,14 @@ def prepare_data(config: ml_collections.ConfigDict) -> PreparedData:
     return Arrays(x=x.astype(np.int32), y=np.asarray(labels, np.int32))
 
   full = encode(dataset.train_texts, dataset.train_labels)
-  cut = split_at(len(full), config.data.validation_split)
-  return PreparedData(
-      train=Arrays(full.x[:cut], full.y[:cut]),
-      val=Arrays(full.x[cut:], full.y[cut:]),
-      test=encode(dataset.test_texts, dataset.test_labels),
-      tokenizer=tok,
-      label_names=list(dataset.label_names))
+  if dataset.val_texts is None:  # the notebook's: the last validation_split of train
+    cut = split_at(len(full), config.data.validation_split)
+    train, val = Arrays(full.x[:cut], full.y[:cut]), Arrays(full.x[cut:], full.y[cut:])
+  else:  # a named split (like Keras' validation_data): all of train trains
+    train, val = full, encode(dataset.val_texts, dataset.val_labels)
+  return PreparedData(train=train, val=val,
+                      test=encode(dataset.test_texts, dataset.test_labels),
+                      tokenizer=tok, label_names=list(dataset.label_names))
 
 
 def batches(arrays: Arrays, batch_size: int, order: np.ndarray | None = None,

@@ -284,3 +284,62 @@ def test_random_texts_like_keras(seed):
     ours, keras = fit_both(texts[:200], **kwargs)
     assert ours.texts_to_sequences(texts[:200]) == keras.texts_to_sequences(texts[:200])
     assert ours.texts_to_sequences(texts[200:]) == keras.texts_to_sequences(texts[200:])
+
+
+# The byte-level numbering of str texts (_encode_texts) and its fallbacks.
+
+LONG_TEXTS = [
+    "a ab abc abcdefg abcdefgh abcdefghi abcdefghijklmno abcdefghijklmnop " * 2,
+    "abcdefghijklmnopqrstuvwxyz0123456789 abcdefghijklmnopqrstuvwxyz0123456789x",
+    "ééééééééé ééééééééé ééé€€€€€ 日本語のテキストです 日本語のテキストです \x00\x00 \x01",
+    "ﬁﬁﬁﬁﬁﬁﬁﬁ İİİİİİİİ ǅǅǅ tail",
+    "",
+]
+
+
+@pytest.mark.parametrize("kwargs", [
+    {},
+    {"lower": False},
+    {"filters": "aé日", "split": "b"},  # non-ASCII filters; split is a letter
+    {"split": "é"},  # a split that is not one ASCII character: the general path
+    {"num_words": 5, "oov_token": "<?>"},
+])
+def test_byte_numbering_like_keras(kwargs):
+  texts = LONG_TEXTS + TEXTS
+  ours, keras = fit_both(texts, **kwargs)
+  assert ours.texts_to_sequences(texts) == keras.texts_to_sequences(texts)
+  other = [t.upper() + " zzzzzzzzzzzzzzzzzzz" for t in texts]  # not the fitted objects
+  assert ours.texts_to_sequences(other) == keras.texts_to_sequences(other)
+
+
+def test_lone_surrogate_falls_back():
+  texts = ["ok \ud800 fine", "ok"]
+  assert tok._encode_texts(texts, tok.DEFAULT_FILTERS, True, " ") is None
+  ours, keras = fit_both(texts)
+  assert ours.texts_to_sequences(texts) == keras.texts_to_sequences(texts)
+
+
+def test_hash_collisions_and_table_growth(monkeypatch):
+  rng = np.random.default_rng(0)
+  words = ["".join(rng.choice(list("abcdé"), size=rng.integers(1, 20))) for _ in range(3000)]
+  texts = [" ".join(rng.choice(words, size=40)) for _ in range(100)]  # > 512 distinct keys
+  ours, keras = fit_both(texts)
+  assert ours.texts_to_sequences(texts) == keras.texts_to_sequences(texts)
+  # Every key in the same first slot: long probe chains.
+  monkeypatch.setattr(tok, "_MIX", (np.uint64(0), np.uint64(0)))
+  ours, keras = fit_both(texts[:10])
+  assert ours.texts_to_sequences(texts[:10]) == keras.texts_to_sequences(texts[:10])
+
+
+def test_gc_state_is_restored():
+  import gc  # pylint: disable=g-import-not-at-top
+  ours, _ = fit_both(TEXTS)
+  assert gc.isenabled()
+  ours.texts_to_sequences(TEXTS)
+  assert gc.isenabled()
+  gc.disable()
+  try:
+    ours.texts_to_sequences(TEXTS)
+    assert not gc.isenabled()
+  finally:
+    gc.enable()

@@ -233,3 +233,20 @@ def test_tensorboard_events(synthetic_run):
   for (_, value), record in zip(scalars["epoch/val_loss"], records):
     assert value == pytest.approx(record["val_loss"], rel=1e-6)
   assert len(scalars["train_step/loss"]) == sum(1 for _ in (workdir / "steps.jsonl").open())
+
+
+def test_named_validation_split_from_files(tmp_path):
+  rows = lambda n, offset: "text,label\n" + "".join(
+      f"{'good great' if i % 2 else 'bad awful'} words {i},{'pos' if i % 2 else 'neg'}\n"
+      for i in range(offset, offset + n))
+  for name, n, offset in (("train", 40, 0), ("val", 10, 100), ("test", 12, 200)):
+    (tmp_path / f"{name}.csv").write_text(rows(n, offset))
+  config = small_config(**{"data.name": "csv", "data.validation_split": 0.5})
+  config.data.files.update(train=str(tmp_path / "train.csv"), val=str(tmp_path / "val.csv"),
+                           test=str(tmp_path / "test.csv"))
+  data = train.prepare_data(config)
+  # The named split validates; all of train trains (validation_split is not applied).
+  assert (len(data.train), len(data.val), len(data.test)) == (40, 10, 12)
+  assert data.label_names == ["neg", "pos"]
+  summary = train.train_and_evaluate(config, tmp_path / "run")
+  assert (summary["num_train"], summary["num_val"], summary["test_count"]) == (40, 10, 12)

@@ -1,7 +1,8 @@
 """Text classification datasets, selected by ``config.data.name``.
 
 A new dataset is one new module with a ``load(data_config, seed) -> TextClassificationData``
-function, plus one entry in ``LOADERS``.
+function, plus one entry in ``LOADERS``. A name ending in ':' is a family: 'tfds:' loads
+'tfds:<anything>' (the loader reads the rest of data.name).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rnnbench.data import newsgroups, synthetic
+from rnnbench.data import files, newsgroups, synthetic, tfds_catalog
 from rnnbench.data.base import DataError, TextClassificationData, TextDataset
 from rnnbench.data.newsgroups import fetch_20newsgroups
 from rnnbench.data.synthetic import make_synthetic
@@ -24,23 +25,29 @@ Loader = Callable[[Any, int], TextClassificationData]
 LOADERS: dict[str, Loader] = {
     "20newsgroups": newsgroups.load,
     "synthetic": synthetic.load,
+    "csv": files.load,
+    "jsonl": files.load,
+    "folder": files.load,
+    tfds_catalog.PREFIX: tfds_catalog.load,
 }
 
 
 def load(data_config: Any, seed: int = 0) -> TextClassificationData:
-  """The dataset ``data_config.name``, cut to max_train_docs / max_test_docs (0: all).
+  """The dataset ``data_config.name``, cut to max_train/test/val_docs (0: all).
 
   Args:
     data_config: the ``config.data`` ConfigDict (see configs/default.py).
     seed: the run's seed (``config.seed``), used by generated datasets.
   """
   name = data_config.name
-  loader = LOADERS.get(name)
+  family, colon, _ = name.partition(":")
+  loader = LOADERS.get(family + colon)
   if loader is None:
-    raise DataError(f"unknown data.name {name!r}; known: {', '.join(sorted(LOADERS))}")
-  max_train = int(getattr(data_config, "max_train_docs", 0) or 0)
-  max_test = int(getattr(data_config, "max_test_docs", 0) or 0)
-  if max_train < 0 or max_test < 0:
-    raise DataError(f"data.max_train_docs and data.max_test_docs must be >= 0 (0: all), got "
-                    f"{max_train} and {max_test}")
-  return loader(data_config, seed).head(max_train, max_test)
+    known = ", ".join(n + "<name>" if n.endswith(":") else n for n in sorted(LOADERS))
+    raise DataError(f"unknown data.name {name!r}; known: {known}")
+  limits = {field: int(getattr(data_config, field, 0) or 0)
+            for field in ("max_train_docs", "max_test_docs", "max_val_docs")}
+  if min(limits.values()) < 0:
+    raise DataError(f"data.max_train_docs, max_test_docs and max_val_docs must be >= 0 (0: "
+                    f"all), got {', '.join(map(str, limits.values()))}")
+  return loader(data_config, seed).head(*limits.values())
