@@ -84,6 +84,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.log_every_steps = 50      # running loss/accuracy to steps.jsonl; NaN check
   config.train.test_every_epoch = False  # also score the test subset after every epoch
   config.train.tensorboard = True        # TensorBoard events too, if tensorboardX is installed
+  # Compute dtype: "bfloat16" (or "float16") runs the model in that dtype on float32 params
+  # (mixed precision, for GPU/TPU); "float32" is exact.
+  config.train.dtype = "float32"
   config.train.checkpoint_every_steps = 0  # >0: also checkpoint every N steps (end of epoch always)
   config.train.keep_checkpoints = 2        # the newest K checkpoints are kept
   config.train.overwrite = False           # True: discard the workdir's checkpoints and results

@@ -128,8 +128,32 @@ def create_train_state(config: ml_collections.ConfigDict, num_classes: int,
   init_key, dropout_key = jax.random.split(rng)
   dummy = jnp.zeros((1, config.data.maxlen), jnp.int32)
   params = model.init({"params": init_key}, dummy, train=False)["params"]
-  return TrainState.create(apply_fn=model.apply, params=params,
-                           tx=optim.make_optimizer(config.train), dropout_key=dropout_key)
+  return TrainState.create(apply_fn=mixed_precision(model.apply, config.train.dtype),
+                           params=params, tx=optim.make_optimizer(config.train),
+                           dropout_key=dropout_key)
+
+
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def mixed_precision(apply_fn: Callable[..., jax.Array], dtype: str) -> Callable[..., jax.Array]:
+  """``apply_fn`` computing in ``dtype`` on float32 params (``train.dtype``).
+
+  The params are cast to ``dtype`` inside the step (the float32 ones stay the optimizer's master
+  copy, and their gradients are float32); the outputs are cast back to float32 for the loss.
+  """
+  if dtype not in COMPUTE_DTYPES:
+    raise ValueError(f"unknown train.dtype {dtype!r}; choose one of {COMPUTE_DTYPES}")
+  if dtype == "float32":
+    return apply_fn
+  compute = jnp.dtype(dtype)
+
+  def apply(variables, *args, **kwargs):
+    cast = jax.tree.map(
+        lambda p: p.astype(compute) if jnp.issubdtype(p.dtype, jnp.floating) else p, variables)
+    return apply_fn(cast, *args, **kwargs).astype(jnp.float32)
+
+  return apply
 
 
 def zero_metrics() -> dict[str, jax.Array]:

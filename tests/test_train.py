@@ -7,13 +7,16 @@ import signal
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 from flax import serialization
 
 from conftest import small_config
 from configs import default
+from rnnbench import cells
 from rnnbench import checkpoint
+from rnnbench import optim
 from rnnbench import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -250,3 +253,25 @@ def test_named_validation_split_from_files(tmp_path):
   assert data.label_names == ["neg", "pos"]
   summary = train.train_and_evaluate(config, tmp_path / "run")
   assert (summary["num_train"], summary["num_val"], summary["test_count"]) == (40, 10, 12)
+
+
+@pytest.mark.parametrize("cell", cells.names())
+def test_mixed_precision_computes_in_bfloat16_on_float32_params(cell):
+  x = np.random.default_rng(0).integers(1, 300, (8, 16)).astype(np.int32)
+  batch = (x, (np.arange(8) % 4).astype(np.int32), np.ones(8, np.float32))
+  loss_fn = optim.make_loss("keras")
+  losses = {}
+  for dtype in ("float32", "bfloat16"):
+    config = small_config(**{"model.cell": cell, "train.dtype": dtype})
+    state = train.create_train_state(config, 4, jax.random.PRNGKey(0))
+    jaxpr = str(jax.make_jaxpr(lambda p: state.apply_fn({"params": p}, x))(state.params))
+    assert ("bf16" in jaxpr) == (dtype == "bfloat16")
+    state, metrics = train.train_step(state, batch, train.zero_metrics(), loss_fn=loss_fn)
+    assert all(p.dtype == np.float32 for p in jax.tree.leaves(state.params))
+    losses[dtype] = float(metrics["loss"]) / 8
+  assert losses["bfloat16"] == pytest.approx(losses["float32"], abs=2e-2)
+
+
+def test_unknown_dtype_is_an_error():
+  with pytest.raises(ValueError, match="unknown train.dtype 'fp8'"):
+    train.create_train_state(small_config(**{"train.dtype": "fp8"}), 4, jax.random.PRNGKey(0))
