@@ -19,6 +19,10 @@ Example (inside an ``@nn.compact`` ``__call__``)::
     _, ys = scan.run(self, step, jnp.zeros((b, h)), x @ w, consts=(u,), unroll=self.unroll)
 
 ``get_activation`` (from ``rnnbench.activations``) is re-exported here for cells.
+
+LSTM and GRU run their recurrence either here (``impl="nn_scan"``) or in the custom-VJP
+kernels of ``rnnbench.fused_rnn`` (``impl="fused"``), which work time-major: ``time_major``
+and ``batch_major`` convert, ``check_impl`` and ``resolve_unroll`` read the cell options.
 """
 
 from __future__ import annotations
@@ -27,12 +31,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 
 from rnnbench.activations import get_activation, hard_sigmoid  # re-exported for cells
 
-__all__ = ["TIME_AXIS", "run", "recurrence", "get_activation", "hard_sigmoid"]
+__all__ = ["TIME_AXIS", "IMPLS", "run", "recurrence", "get_activation", "hard_sigmoid",
+           "check_impl", "resolve_unroll", "time_major", "batch_major"]
 
 TIME_AXIS = 1  # inputs and outputs are batch-major: (batch, time, features)
+IMPLS = ("fused", "nn_scan")  # LSTM / GRU recurrence: rnnbench.fused_rnn, or nn.scan here
+# unroll="auto": the scan unroll measured fastest per backend (benchmarks/speed_leads.py);
+# 1 where not measured.
+AUTO_UNROLL = {"cpu": 1}
 
 StepFn = Callable[..., tuple[Any, Any]]
 
@@ -78,3 +89,34 @@ def recurrence(step_cls: type[nn.Module], carry: Any, xs: Any, *, unroll: int = 
   """
   scanned_cls = nn.scan(step_cls, in_axes=TIME_AXIS, **_scan_kwargs(unroll, reverse))
   return scanned_cls(name=name, **fields)(carry, xs)
+
+
+def check_impl(cell_name: str, impl: str) -> str:
+  """``impl`` if it is one of ``IMPLS``, else a clear ``ValueError``."""
+  if impl not in IMPLS:
+    raise ValueError(f"config.model.impl={impl!r} is not an implementation of {cell_name!r}; "
+                     f"use one of {IMPLS}")
+  return impl
+
+
+def resolve_unroll(unroll: int | str) -> int:
+  """``unroll`` as a positive int; ``"auto"`` is ``AUTO_UNROLL`` for the default backend."""
+  if unroll == "auto":
+    return AUTO_UNROLL.get(jax.default_backend(), 1)
+  try:
+    value = int(unroll)
+  except (TypeError, ValueError):
+    value = 0
+  if value < 1 or value != unroll:
+    raise ValueError(f"config.model.unroll must be a positive int or 'auto', got {unroll!r}")
+  return value
+
+
+def time_major(x: jax.Array) -> jax.Array:
+  """(B, T, ...) -> (T, B, ...)."""
+  return jnp.swapaxes(x, 0, 1)
+
+
+def batch_major(x: jax.Array) -> jax.Array:
+  """(T, B, ...) -> (B, T, ...)."""
+  return jnp.swapaxes(x, 0, 1)

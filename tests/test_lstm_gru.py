@@ -12,6 +12,7 @@ from rnnbench import scan
 
 B, T, D, U = 3, 7, 5, 4
 VARIANTS = [("lstm", False), ("gru", False), ("gru", True)]
+IMPLS = ["fused", "nn_scan"]  # rnnbench.fused_rnn's kernels, or nn.scan + autodiff
 
 
 def _cell(name, reset_after=False, gate="hard_sigmoid", features=U, **kw):
@@ -62,15 +63,16 @@ def _random_params(cell, x, seed=1):
   return {n: 0.8 * jax.random.normal(next(keys), s.shape) for n, s in shapes.items()}
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("gate", ["sigmoid", "hard_sigmoid"])
 @pytest.mark.parametrize("name,reset_after", VARIANTS)
-def test_matches_numpy_reference(name, reset_after, gate, inputs):
-  cell = _cell(name, reset_after, gate)
+def test_matches_numpy_reference(name, reset_after, gate, impl, inputs):
+  cell = _cell(name, reset_after, gate, impl=impl)
   p = _random_params(cell, inputs)
   got = cell.apply({"params": p}, inputs)
   assert got.shape == (B, T, U)
   np.testing.assert_allclose(got, _reference(name, reset_after, gate, p, inputs), atol=1e-5)
-  unrolled = _cell(name, reset_after, gate, unroll=3).apply({"params": p}, inputs)
+  unrolled = _cell(name, reset_after, gate, unroll=3, impl=impl).apply({"params": p}, inputs)
   np.testing.assert_allclose(unrolled, got, atol=1e-6)
 
 

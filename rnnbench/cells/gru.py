@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rnnbench import fused_rnn
 from rnnbench import linear_scan
 from rnnbench import scan as scan_lib
 from rnnbench.cells import register
@@ -22,12 +23,21 @@ from rnnbench.cells import register
 
 @register("gru")
 class GRU(nn.Module):
-  """A Keras GRU layer with ``return_sequences=True`` and zero initial state."""
+  """A Keras GRU layer with ``return_sequences=True`` and zero initial state.
+
+  ``impl``: "fused" (default) runs the recurrence with ``rnnbench.fused_rnn.gru`` /
+  ``gru_reset_after``, pure-JAX loops with a hand-written backward (the same forward ops,
+  gradients equal to autodiff's to float32 rounding, faster on CPU: docs/speed.md;
+  reverse-mode only); "nn_scan" scans the step with Flax's ``nn.scan`` and differentiates
+  it with autodiff. ``unroll``: loop steps per iteration, or "auto"
+  (``rnnbench.scan.AUTO_UNROLL``).
+  """
   features: int
   recurrent_activation: str = "hard_sigmoid"
   reset_after: bool = False
   scan: str = "sequential"
-  unroll: int = 1
+  unroll: int | str = 1
+  impl: str = "fused"
   supports_parallel: ClassVar[bool] = False  # the recurrence is nonlinear
 
   @nn.compact
@@ -40,6 +50,14 @@ class GRU(nn.Module):
     bias_shape = (2, 3 * u) if self.reset_after else (3 * u,)
     bias = self.param("bias", nn.initializers.zeros_init(), bias_shape)
     gate = scan_lib.get_activation(self.recurrent_activation)
+    unroll = scan_lib.resolve_unroll(self.unroll)
+    if scan_lib.check_impl("gru", self.impl) == "fused":
+      xw = scan_lib.time_major(x) @ kernel  # the biases are added inside the kernel's loop
+      if self.reset_after:
+        hs = fused_rnn.gru_reset_after(gate, xw, bias[0], recurrent_kernel, bias[1], unroll)
+      else:
+        hs = fused_rnn.gru(gate, xw, bias, recurrent_kernel, unroll)
+      return scan_lib.batch_major(hs)
 
     if self.reset_after:
       input_bias, recurrent_bias = bias[0], bias[1]
@@ -67,7 +85,7 @@ class GRU(nn.Module):
 
     xw = x @ kernel + input_bias  # the input projection for every step at once
     h0 = jnp.zeros(x.shape[:1] + (u,), xw.dtype)
-    _, hs = scan_lib.run(self, step, h0, xw, consts=consts, unroll=self.unroll)
+    _, hs = scan_lib.run(self, step, h0, xw, consts=consts, unroll=unroll)
     return hs
 
   def param_count(self, in_features: int) -> int:

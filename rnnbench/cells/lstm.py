@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rnnbench import fused_rnn
 from rnnbench import linear_scan
 from rnnbench import scan as scan_lib
 from rnnbench.cells import register
@@ -26,11 +27,18 @@ class LSTM(nn.Module):
 
   c_t = f * c_{t-1} + i * tanh(z_c); h_t = o * tanh(c_t), where
   [z_i, z_f, z_c, z_o] = x_t W + h_{t-1} U + b and i, f, o = recurrent_activation(z).
+
+  ``impl``: "fused" (default) runs the recurrence with ``rnnbench.fused_rnn.lstm``, a
+  pure-JAX loop with a hand-written backward (the same forward ops, gradients equal to
+  autodiff's to float32 rounding, faster on CPU: docs/speed.md; reverse-mode only);
+  "nn_scan" scans the step with Flax's ``nn.scan`` and differentiates it with autodiff.
+  ``unroll``: loop steps per iteration, or "auto" (``rnnbench.scan.AUTO_UNROLL``).
   """
   features: int
   recurrent_activation: str = "hard_sigmoid"
   scan: str = "sequential"
-  unroll: int = 1
+  unroll: int | str = 1
+  impl: str = "fused"
   supports_parallel: ClassVar[bool] = False  # the recurrence is nonlinear
 
   @nn.compact
@@ -42,6 +50,10 @@ class LSTM(nn.Module):
     recurrent_kernel = self.param("recurrent_kernel", nn.initializers.orthogonal(), (u, 4 * u))
     bias = self.param("bias", unit_forget_bias, (4 * u,))
     gate = scan_lib.get_activation(self.recurrent_activation)
+    unroll = scan_lib.resolve_unroll(self.unroll)
+    if scan_lib.check_impl("lstm", self.impl) == "fused":
+      xw = scan_lib.time_major(x) @ kernel  # the bias is added inside the kernel's loop
+      return scan_lib.batch_major(fused_rnn.lstm(gate, xw, bias, recurrent_kernel, unroll))
 
     def step(carry, xw_t, recurrent_kernel):
       h, c = carry
@@ -54,7 +66,7 @@ class LSTM(nn.Module):
     xw = x @ kernel + bias  # the input projection for every step at once
     zeros = jnp.zeros(x.shape[:1] + (u,), xw.dtype)
     _, hs = scan_lib.run(self, step, (zeros, zeros), xw, consts=(recurrent_kernel,),
-                         unroll=self.unroll)
+                         unroll=unroll)
     return hs
 
   def param_count(self, in_features: int) -> int:
