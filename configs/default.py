@@ -60,11 +60,17 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.hidden_size = 50
   config.model.dense_size = 50
   config.model.dropout = 0.5
+  # Model options (docs/model_options.md); these defaults are the notebook's model.
+  config.model.num_layers = 1         # stacked RNN layers (params rnn, rnn_1, ...)
+  config.model.bidirectional = False  # each layer as Keras' Bidirectional(merge_mode='concat')
+  config.model.mask_padding = False   # token 0 is padding, skipped by the RNN and the pooling
+  config.model.pooling = "max"        # "max", "mean", or "last" (the last step's output)
   # Keras 2.2's default; "sigmoid" is the modern one (Keras >= 2.3, PyTorch, cuDNN).
   config.model.recurrent_activation = "hard_sigmoid"
   config.model.reset_after = False    # GRU: False is the notebook's (Keras 2.2 default) GRU
   config.model.scan = "sequential"    # or "parallel" for cells with a linear recurrence
   config.model.unroll = 1             # time steps unrolled per scan iteration
+  config.model.impl = "fused"         # lstm/gru: custom-VJP kernels; "nn_scan": plain autodiff
   # Options of the other cells (each cell reads only the fields it declares):
   config.model.log_space = True       # mingru, minlstm: the log-space parallel scan
   config.model.state_size = 0         # lru: complex state size N (0: hidden_size)

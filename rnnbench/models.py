@@ -11,6 +11,25 @@ Param tree (the notebook's LSTM model)::
     rnn/{kernel, recurrent_kernel, bias}             the cell's own layout
     dense_1/{kernel (50, 50), bias}   glorot_uniform, zeros
     dense_2/{kernel (50, 20), bias}   glorot_uniform, zeros
+
+Options (``config.model``, docs/model_options.md); the defaults are the notebook's model:
+
+* ``num_layers``: stacked RNNs ``rnn``, ``rnn_1``, ``rnn_2``, ...; layer i > 0 reads the
+  previous layer's sequence (Keras: one ``LSTM(return_sequences=True)`` per layer).
+* ``bidirectional``: each layer is ``rnn*/forward`` and ``rnn*/backward``, the backward cell
+  run on the time-reversed sequence and its outputs reversed back, concatenated on the
+  feature axis (Keras: ``Bidirectional(layer, merge_mode='concat')``).
+* ``mask_padding``: token 0 is padding (Keras: ``Embedding(mask_zero=True)``). The RNNs skip
+  it (each step sees the previous *valid* step's state) and pooling ignores it; 'pre',
+  'post' or any other placement of the zeros. An all-padding row pools to zeros.
+* ``pooling``: 'max' (GlobalMaxPooling1D), 'mean' (GlobalAveragePooling1D) or 'last' (the
+  last RNN's ``return_sequences=False``: the forward output at the last (valid) step, and
+  for a bidirectional RNN the backward output at the first (valid) step, its final one).
+
+Masking, how: a causal RNN started from zeros gives at every valid step what it gives on the
+same row with its padding moved to the end. So each row's tokens are put in "valid-first"
+order (a stable sort of the mask), the cells run unchanged, the backward direction reverses
+only the valid segment, and pooling reads the first ``length`` steps.
 """
 
 from __future__ import annotations
@@ -25,6 +44,8 @@ import numpy as np
 
 from rnnbench import cells
 
+POOLINGS = ("max", "mean", "last")
+
 
 def uniform(minval: float, maxval: float) -> nn.initializers.Initializer:
   """Keras' RandomUniform(minval, maxval)."""
@@ -33,6 +54,20 @@ def uniform(minval: float, maxval: float) -> nn.initializers.Initializer:
     return jax.random.uniform(key, shape, dtype, minval, maxval)
 
   return init
+
+
+def check_options(num_layers: int, pooling: str) -> None:
+  """A clear ValueError for a model option out of range."""
+  if pooling not in POOLINGS:
+    raise ValueError(f"unknown model.pooling {pooling!r}; choose one of "
+                     + ", ".join(repr(p) for p in POOLINGS))
+  if int(num_layers) < 1:
+    raise ValueError(f"model.num_layers must be >= 1, got {num_layers}")
+
+
+def _take(x: jax.Array, index: jax.Array) -> jax.Array:
+  """``x[b, index[b, t]]`` for (B, T, ...) x and (B, T) int index."""
+  return jnp.take_along_axis(x, index.reshape(index.shape + (1,) * (x.ndim - 2)), axis=1)
 
 
 class Embedding(nn.Module):
@@ -47,26 +82,102 @@ class Embedding(nn.Module):
     return jnp.take(table, tokens, axis=0)
 
 
+class Bidirectional(nn.Module):
+  """Keras' Bidirectional(merge_mode='concat'): (B, T, D) -> (B, T, 2 H)."""
+  forward: nn.Module   # two cells of the same kind; params 'forward' and 'backward'
+  backward: nn.Module
+
+  def __call__(self, x: jax.Array, reverse: jax.Array | None = None) -> jax.Array:
+    """``reverse``: (B, T) per-row time indices that reverse each row; None: all T steps."""
+    if reverse is None:
+      backward = jnp.flip(self.backward(jnp.flip(x, axis=1)), axis=1)
+    else:  # a permutation that is its own inverse
+      backward = _take(self.backward(_take(x, reverse)), reverse)
+    return jnp.concatenate([self.forward(x), backward], axis=-1)
+
+
 class Classifier(nn.Module):
-  """Embedding -> cell -> GlobalMaxPool1D -> Dropout -> Dense(relu) -> Dropout -> Dense."""
+  """Embedding -> cell -> GlobalMaxPool1D -> Dropout -> Dense(relu) -> Dropout -> Dense.
+
+  With the options of the module docstring: Embedding -> ``num_layers`` cells (or
+  Bidirectional) -> max|mean|last pooling (masked or not) -> the same MLP.
+  """
   num_words: int
   embed_dim: int
-  rnn: nn.Module  # the recurrent cell; its params live under 'rnn'
+  rnn: nn.Module  # the first recurrent layer (a cell, or Bidirectional); params 'rnn'
   dense_size: int
   num_classes: int
   dropout: float = 0.5
+  num_layers: int = 1        # layers i > 0 are copies of ``rnn``, params 'rnn_{i}'
+  mask_padding: bool = False
+  pooling: str = "max"
 
   def setup(self):
+    check_options(self.num_layers, self.pooling)
     self.embedding = Embedding(self.num_words, self.embed_dim)
+    for i in range(1, self.num_layers):
+      setattr(self, f"rnn_{i}", self.rnn.copy())
     self.dropout_1 = nn.Dropout(self.dropout)
     self.dense_1 = nn.Dense(self.dense_size, kernel_init=nn.initializers.glorot_uniform())
     self.dropout_2 = nn.Dropout(self.dropout)
     self.dense_2 = nn.Dense(self.num_classes, kernel_init=nn.initializers.glorot_uniform())
 
+  def _encode(self, tokens: jax.Array):
+    """-> (last layer's outputs, valid (B, T) or None, order (B, T) or None).
+
+    With ``mask_padding`` the outputs are in each row's valid-first ``order``: step t < the
+    row's length is its t-th valid token; ``valid`` marks those steps.
+    """
+    valid = order = reverse = None
+    if self.mask_padding:
+      order = jnp.argsort(tokens == 0, axis=1, stable=True)
+      tokens = jnp.take_along_axis(tokens, order, axis=1)
+      steps = jnp.arange(tokens.shape[1])[None]
+      length = jnp.sum(tokens != 0, axis=1, keepdims=True)
+      valid = steps < length
+      reverse = jnp.where(valid, length - 1 - steps, steps)
+    x = self.embedding(tokens)
+    for i in range(self.num_layers):
+      layer = self.rnn if i == 0 else getattr(self, f"rnn_{i}")
+      x = layer(x, reverse) if isinstance(layer, Bidirectional) else layer(x)
+    return x, valid, order
+
+  def _last(self, x: jax.Array, last: jax.Array | int) -> jax.Array:
+    """Each row's step ``last``; a bidirectional RNN's backward half from step 0 (its end)."""
+    out = jnp.take_along_axis(x, jnp.reshape(last, (-1, 1, 1)), axis=1)[:, 0]
+    if not isinstance(self.rnn, Bidirectional):
+      return out
+    half = x.shape[-1] // 2
+    return jnp.concatenate([out[:, :half], x[:, 0, half:]], axis=-1)
+
+  def _pool(self, x: jax.Array, valid: jax.Array | None) -> jax.Array:
+    """(B, T, F) -> (B, F), over every step, or over the valid ones (zeros if none)."""
+    if valid is None:
+      if self.pooling == "max":
+        return jnp.max(x, axis=1)  # every position, padding included, as Keras without a mask
+      if self.pooling == "mean":
+        return jnp.mean(x, axis=1)
+      return self._last(x, x.shape[1] - 1)
+    length = valid.sum(axis=1, keepdims=True)
+    if self.pooling == "max":
+      out = jnp.max(jnp.where(valid[..., None], x, -jnp.inf), axis=1)
+    elif self.pooling == "mean":
+      out = jnp.where(valid[..., None], x, 0.0).sum(axis=1) / jnp.maximum(length, 1)
+    else:
+      out = self._last(x, jnp.maximum(length - 1, 0))
+    return jnp.where(length > 0, out, 0.0)
+
+  def rnn_outputs(self, tokens: jax.Array) -> jax.Array:
+    """The last RNN layer's outputs (B, T, F) at each token's position (zeros at padding
+    when masked): what a Keras ``return_sequences=True`` layer gives at the valid steps."""
+    x, valid, order = self._encode(tokens)
+    if order is None:
+      return x
+    return _take(jnp.where(valid[..., None], x, 0.0), jnp.argsort(order, axis=1))
+
   def logits(self, tokens: jax.Array, train: bool = False) -> jax.Array:
     """Int tokens (B, T) -> pre-softmax class scores (B, num_classes)."""
-    x = self.rnn(self.embedding(tokens))
-    x = jnp.max(x, axis=1)  # every position, padding included, as Keras without a mask
+    x = self._pool(*self._encode(tokens)[:2])
     x = self.dropout_1(x, deterministic=not train)
     x = nn.relu(self.dense_1(x))
     x = self.dropout_2(x, deterministic=not train)
@@ -79,12 +190,23 @@ class Classifier(nn.Module):
     return logits if return_logits else jax.nn.softmax(logits)
 
 
+def _option(m: Mapping[str, Any], name: str, default: Any) -> Any:
+  return m[name] if name in m else default
+
+
 def create_model(config: Mapping[str, Any], num_classes: int = 20) -> Classifier:
   """The classifier for the full config (``config.data.num_words``, ``config.model.*``)."""
   m = config["model"]
+  num_layers = int(_option(m, "num_layers", 1))
+  pooling = _option(m, "pooling", "max")
+  check_options(num_layers, pooling)
+  rnn = cells.create(m)
+  if _option(m, "bidirectional", False):
+    rnn = Bidirectional(forward=rnn, backward=cells.create(m))
   return Classifier(num_words=config["data"]["num_words"], embed_dim=m["embed_dim"],
-                    rnn=cells.create(m), dense_size=m["dense_size"],
-                    num_classes=num_classes, dropout=m["dropout"])
+                    rnn=rnn, dense_size=m["dense_size"], num_classes=num_classes,
+                    dropout=m["dropout"], num_layers=num_layers,
+                    mask_padding=bool(_option(m, "mask_padding", False)), pooling=pooling)
 
 
 def param_shapes(config: Mapping[str, Any], num_classes: int = 20,
@@ -96,21 +218,54 @@ def param_shapes(config: Mapping[str, Any], num_classes: int = 20,
   return jax.eval_shape(model.init, jax.random.key(0), tokens)["params"]
 
 
+def rnn_names(config: Mapping[str, Any]) -> list[str]:
+  """The recurrent layers' param names: 'rnn', 'rnn_1', ... (one per config.model.num_layers)."""
+  return ["rnn" if i == 0 else f"rnn_{i}"
+          for i in range(int(_option(config["model"], "num_layers", 1)))]
+
+
+def param_count(config: Mapping[str, Any], num_classes: int = 20) -> int:
+  """The number of params, in closed form from the cells' ``param_count``."""
+  m = config["model"]
+  directions = 2 if _option(m, "bidirectional", False) else 1
+  cell = cells.create(m)
+  width = directions * m["hidden_size"]
+  rnn = sum(directions * cell.param_count(m["embed_dim"] if i == 0 else width)
+            for i in range(len(rnn_names(config))))
+  return (config["data"]["num_words"] * m["embed_dim"] + rnn
+          + (width + 1) * m["dense_size"] + (m["dense_size"] + 1) * num_classes)
+
+
 def summary(config: Mapping[str, Any], num_classes: int = 20) -> str:
   """A Keras-style table: layer (type), output shape, params; then the totals."""
   m, t = config["model"], config["data"]["maxlen"]
   shapes = param_shapes(config, num_classes, t)
   count = lambda name: sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes[name]))
-  cell_type = type(create_model(config, num_classes).rnn).__name__
-  rows = [("embedding (Embedding)", (None, t, m["embed_dim"]), count("embedding")),
-          (f"rnn ({cell_type})", (None, t, m["hidden_size"]), count("rnn")),
-          ("global_max_pooling1d (GlobalMaxPooling1D)", (None, m["hidden_size"]), 0),
-          ("dropout_1 (Dropout)", (None, m["hidden_size"]), 0),
-          ("dense_1 (Dense)", (None, m["dense_size"]), count("dense_1")),
-          ("dropout_2 (Dropout)", (None, m["dense_size"]), 0),
-          ("dense_2 (Dense)", (None, num_classes), count("dense_2"))]
-  fmt = "{:<44}{:<20}{:>12}"
-  line = "=" * 76
+  model = create_model(config, num_classes)
+  bidirectional = isinstance(model.rnn, Bidirectional)
+  cell_type = type(model.rnn.forward if bidirectional else model.rnn).__name__
+  if bidirectional:
+    cell_type = f"Bidirectional({cell_type})"
+  width = (2 if bidirectional else 1) * m["hidden_size"]
+  names = rnn_names(config)
+  rows = [("embedding (Embedding)", (None, t, m["embed_dim"]), count("embedding"))]
+  for name in names:
+    last = model.pooling == "last" and name == names[-1]  # return_sequences=False
+    rows.append((f"{name} ({cell_type})", (None, width) if last else (None, t, width),
+                 count(name)))
+  if model.pooling != "last":
+    layer = {"max": "GlobalMaxPooling1D", "mean": "GlobalAveragePooling1D"}[model.pooling]
+    name = {"max": "global_max_pooling1d", "mean": "global_average_pooling1d"}[model.pooling]
+    if model.mask_padding:
+      layer = f"masked {layer}"
+    rows.append((f"{name} ({layer})", (None, width), 0))
+  rows += [("dropout_1 (Dropout)", (None, width), 0),
+           ("dense_1 (Dense)", (None, m["dense_size"]), count("dense_1")),
+           ("dropout_2 (Dropout)", (None, m["dense_size"]), 0),
+           ("dense_2 (Dense)", (None, num_classes), count("dense_2"))]
+  name_width = max(44, max(len(r[0]) for r in rows) + 2)
+  fmt = "{:<%d}{:<20}{:>12}" % name_width
+  line = "=" * (name_width + 32)
   lines = [fmt.format("Layer (type)", "Output Shape", "Param #"), line]
   lines += [fmt.format(name, str(shape), f"{n:,}") for name, shape, n in rows]
   lines += [line, f"Total params: {sum(r[2] for r in rows):,}"]
