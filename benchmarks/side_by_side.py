@@ -7,13 +7,17 @@ rnnbench's (above 1: slower than rnnbench)::
 
     python benchmarks/side_by_side.py --json=/tmp/side_by_side.json
     python benchmarks/side_by_side.py --cells=gru --rounds=5 --tools=rnnbench,torch-eager
+    python benchmarks/side_by_side.py --rounds=5 --json=results/side_by_side_cpu.json \\
+        --markdown=results/side_by_side_cpu.md
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib.util
 import json
+import os
 import pathlib
 import statistics
 import subprocess
@@ -140,6 +144,75 @@ def format_summary(rows: list[dict[str, Any]], header: str) -> str:
   return "\n".join(lines)
 
 
+def load_average() -> list[float] | None:
+  """The 1, 5 and 15 minute load averages, where the OS has them."""
+  try:
+    return [round(x, 2) for x in os.getloadavg()]
+  except (AttributeError, OSError):
+    return None
+
+
+def versions(runs: list[dict[str, Any]]) -> str:
+  """``jax 0.x, flax 0.y, torch 2.z, ...`` from the runs' reports."""
+  found = {}
+  for run in runs:
+    env = (run.get("report") or {}).get("environment", {})
+    for name in ("jax", "jaxlib", "flax", "optax", "torch", "keras", "tensorflow"):
+      if env.get(name):
+        found.setdefault(name, env[name])
+  return ", ".join(f"{k} {v}" for k, v in found.items()) or "-"
+
+
+def markdown(out: dict[str, Any], rows: list[dict[str, Any]], header: str) -> str:
+  """The summary as a Markdown page: the ratio table, the machine, the command, the caveat."""
+  env, load = out["environment"], out["load_average"]
+  ms = lambda v: "-" if v is None else f"{1e3 * v:.2f}"
+  x = lambda v: "-" if v is None else f"{v:.2f}"
+  lines = [
+      "# rnnbench side by side (CPU)", "", header, "",
+      "ratio = tool / rnnbench median step time (above 1: rnnbench is faster). `median_ms`: "
+      "median over rounds of each run's median; `range_ms`: lowest and highest run median; "
+      "`p10_ms`, `ratio_p10`: the same with each run's 10th percentile.", "",
+      "| cell | tool | median_ms | range_ms | ratio | p10_ms | ratio_p10 | first_step_s | runs |",
+      "|---|---|--:|--:|--:|--:|--:|--:|--:|"]
+  for r in rows:
+    span = f"{ms(r['min_s'])}-{ms(r['max_s'])}" if r["min_s"] else "-"
+    lines.append(f"| {r['cell']} | {r['tool']} | {ms(r['median_s'])} | {span} | "
+                 f"{x(r['ratio_to_rnnbench'])} | {ms(r['p10_s'])} | "
+                 f"{x(r['ratio_p10_to_rnnbench'])} | {x(r['first_step_s'])} | "
+                 f"{r['ok_runs']}/{r['runs']} |")
+  errors = [f"- {r['cell']} {r['tool']}: {e}" for r in rows for e in r["errors"]]
+  notes = sorted({(n, r["tool"]) for r in rows for n in r["notes"]})
+  if errors:
+    lines += ["", "Errors:", "", *errors]
+  if notes:
+    lines += ["", "Model differences (from the references' notes):", "",
+              *sorted({f"- {n}" for n, _ in notes})]
+  git = env.get("git") or {}
+  lines += [
+      "", "## Machine and command", "",
+      f"- CPU: {env.get('cpu_model')}, {env.get('cpu_count')} cores "
+      f"({env.get('cpu_affinity')} usable by the runs); {env.get('platform')}, "
+      f"Python {env.get('python')}",
+      f"- Load average (1, 5, 15 min) at the start: {load['start']}, at the end: {load['end']}",
+      f"- Finished {out['created_utc']}, {out['wall_s'] / 60:.1f} minutes, git "
+      f"{(git.get('commit') or '?')[:12]}{' (uncommitted changes)' if git.get('dirty') else ''}",
+      f"- Tools run: {', '.join(out['tools'])}; not installed: "
+      f"{', '.join(out['skipped']) or 'none'}",
+      f"- Versions: {versions(out['runs'])}; each run's full report, environment included, "
+      f"is in the JSON (`{out['settings']['json'] or '-'}`)", "",
+      "```sh", "python " + " ".join(out["command"]), "```", "",
+      "## Caveat: a shared, loaded machine", "",
+      "These figures come from a machine whose cores other processes were using at the same "
+      "time (the load averages above, against its core count). Absolute step times are "
+      "inflated and noisy, and multi-threaded runtimes (PyTorch's OpenMP, XLA's Eigen pool) "
+      "suffer most when their threads are descheduled. The tools alternate and their order "
+      "rotates each round, so the ratios are fairer than the absolute times; where `ratio` "
+      "and `ratio_p10` disagree, trust neither far. Rerun on a quiet machine before quoting "
+      "them.", ""]
+  return "\n".join(lines)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--config", default="configs/default.py",
@@ -152,6 +225,8 @@ def main() -> None:
   parser.add_argument("--warmup", type=int, default=5)
   parser.add_argument("--timeout", type=int, default=900, help="seconds per run")
   parser.add_argument("--json", default="", help="write every run and the summary here")
+  parser.add_argument("--markdown", default="",
+                      help="write the summary, machine, command and caveats here")
   args = parser.parse_args()
 
   cells = [c for c in args.cells.split(",") if c]
@@ -167,6 +242,7 @@ def main() -> None:
     print(f"not installed, skipped: {', '.join(skipped)} "
           "(pip install 'rnnbench[references]')", flush=True)
 
+  started, load_start = time.perf_counter(), load_average()
   runs = []
   with tempfile.TemporaryDirectory(prefix="side_by_side_") as workdir:
     for rnd in range(args.rounds):
@@ -190,13 +266,19 @@ def main() -> None:
             f"H={shapes.get('model', {}).get('hidden_size')}, {args.rounds} rounds x "
             f"{args.steps} steps (median of the runs' medians); {common.cpu_model()}")
   print(format_summary(rows, header))
-  if args.json:
-    out = {"schema_version": common.SCHEMA_VERSION, "kind": "side_by_side",
-           "command": list(sys.argv), "environment": common.environment(),
-           "settings": vars(args), "tools": tools, "skipped": skipped,
-           "summary": rows, "runs": runs}
-    pathlib.Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.json}")
+  out = {"schema_version": common.SCHEMA_VERSION, "kind": "side_by_side",
+         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
+             timespec="seconds"),
+         "command": list(sys.argv), "environment": common.environment(),
+         "load_average": {"start": load_start, "end": load_average()},
+         "wall_s": time.perf_counter() - started, "settings": vars(args), "tools": tools,
+         "skipped": skipped, "summary": rows, "runs": runs}
+  for path, text in ((args.json, lambda: json.dumps(out, indent=2) + "\n"),
+                     (args.markdown, lambda: markdown(out, rows, header))):
+    if path:
+      pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+      pathlib.Path(path).write_text(text())
+      print(f"wrote {path}")
 
 
 if __name__ == "__main__":

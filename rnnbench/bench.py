@@ -7,11 +7,15 @@ synthetic batch::
     python -m rnnbench.bench --config=configs/default.py --bench.cells=lstm,gru \\
         --bench.seq_lens=25,100,400 --bench.modes=train --bench.json=/tmp/bench.json \\
         --bench.compare=/tmp/old.json --bench.plot=/tmp/bench.png
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m rnnbench.bench \\
+        --config=configs/default.py --bench.devices=1,2,4,8
 
 Modes: ``train`` (``train.train_step``: forward, backward, optimizer update), ``forward``
 (the training forward pass and loss, dropout on), ``forward_backward`` (``value_and_grad`` of
 the loss) and ``optimizer`` (``tx.update`` + ``optax.apply_updates`` on fixed gradients).
-docs/benchmark.md describes the output and its JSON schema.
+``--bench.devices`` times the data-parallel training step (``rnnbench.sharding``) on 1, 2,
+... devices instead, for each case of the grid. docs/benchmark.md describes the output and its
+JSON schema.
 """
 
 from __future__ import annotations
@@ -42,14 +46,20 @@ import numpy as np
 import optax
 
 from rnnbench import optim
+from rnnbench import sharding
 from rnnbench import train
 
-SCHEMA_VERSION = 1
+# 2 added the top-level "scaling" and "seq_len_fits"; "results" records are as in 1.
+SCHEMA_VERSION = 2
+_COMPARABLE_SCHEMAS = (1, 2)
 MODES = ("train", "forward", "forward_backward", "optimizer")
 # Analytic matmul FLOPs of each mode, in forward passes (backward ~ 2x forward).
 _FORWARD_PASSES = {"train": 3, "forward": 1, "forward_backward": 3, "optimizer": 0}
 _CASE_KEYS = ("cell", "batch_size", "seq_len", "hidden_size", "mode")
+_SCALING_KEYS = ("cell", "batch_size", "seq_len", "hidden_size", "num_devices")
 _SHORT = {"batch_size": "b", "seq_len": "t", "hidden_size": "h"}
+_HEAD = {"cell": "cell", "batch_size": "B", "seq_len": "T", "hidden_size": "H", "mode": "mode",
+         "num_devices": "devices"}
 
 
 def default_bench_config() -> ml_collections.ConfigDict:
@@ -66,7 +76,9 @@ def default_bench_config() -> ml_collections.ConfigDict:
   bench.seed = 0
   bench.json = ""           # write the report here
   bench.compare = ""        # a saved report: print every case's ratio to it
-  bench.plot = ""           # a PNG of step time vs sequence length (needs matplotlib)
+  bench.plot = ""           # a PNG of the results (needs matplotlib)
+  bench.devices = ""        # "1,2,8" or "all" (1, 2, 4, ... every device): the scaling mode
+  bench.weak_scaling = False  # devices mode: batch_sizes per device, not global
   return bench
 
 
@@ -115,6 +127,21 @@ def parse_modes(value: Any) -> list[str]:
   if unknown:
     raise ValueError(f"bench.modes: unknown mode(s) {unknown}; choose from {list(MODES)}")
   return modes
+
+
+def parse_devices(value: Any) -> list[int]:
+  """``bench.devices``: ``""`` -> ``[]`` (off), ``"all"`` -> 1, 2, 4, ... every device."""
+  if isinstance(value, str) and value.strip().lower() == "all":
+    return sharding.default_device_counts()
+  counts = parse_list(value, int, "devices")
+  available = jax.device_count()
+  bad = [n for n in counts if not 0 < n <= available]
+  if bad:
+    hint = (f"; simulate more CPU devices with XLA_FLAGS=--xla_force_host_platform_device_count"
+            f"={max(bad)}" if jax.default_backend() == "cpu" else "")
+    raise ValueError(f"bench.devices: {bad} not in [1, {available}], the "
+                     f"{jax.default_backend()} device count{hint}")
+  return counts
 
 
 def synthetic_batch(batch_size: int, seq_len: int, num_words: int, num_classes: int,
@@ -380,13 +407,21 @@ def run_cases(config: ml_collections.ConfigDict,
                      f"{bench.steps} and {bench.warmup}")
   say = functools.partial(print, file=progress, flush=True) if progress else None
   env = environment()  # initialises the backend before the first progress line
-  results = []
+  devices = parse_devices(bench.devices)
+  results, scaling = [], ([] if devices else None)
   for i, case in enumerate(grid, 1):
     if say:
-      say(f"[{i}/{len(grid)}] {case.label()} ...", end="")
-    results += run_case(config, bench, case, modes,
-                        on_mode=(lambda r: say(f" {r['mode']} {_short(r)}", end=""))
-                        if say else None)
+      say(f"[{i}/{len(grid)}] {case.label()}{f' on {devices} devices' if devices else ''} ...",
+          end="")
+    if devices:  # the scaling mode: the train step on each device count
+      records = run_scaling(config, bench, case, devices)
+      scaling += records
+      if say:
+        say("".join(f" {r['num_devices']}:{_short(r)}" for r in records), end="")
+    else:
+      results += run_case(config, bench, case, modes,
+                          on_mode=(lambda r: say(f" {r['mode']} {_short(r)}", end=""))
+                          if say else None)
     if say:
       say()
   return {
@@ -394,8 +429,80 @@ def run_cases(config: ml_collections.ConfigDict,
       "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
           timespec="seconds"),
       "command": list(sys.argv), "environment": env, "config": config.to_dict(),
-      "bench": {**bench.to_dict(), "modes": modes}, "results": results,
+      "bench": {**bench.to_dict(), "modes": modes if not devices else ["train"],
+                "devices": devices},
+      "results": results, "seq_len_fits": seq_len_fits(results), "scaling": scaling,
   }
+
+
+def run_scaling(config: ml_collections.ConfigDict, bench: ml_collections.ConfigDict, case: Case,
+                devices: Sequence[int]) -> list[dict[str, Any]]:
+  """``sharding.measure_scaling`` of one case: a record per device count.
+
+  Strong scaling (``case.batch_size`` is the global batch at every count) unless
+  ``bench.weak_scaling`` (``case.batch_size`` per device). ``measure_scaling``'s record plus
+  the case's ``hidden_size``, ``weak_scaling``, ``steps`` and ``warmup``.
+  """
+  records = sharding.measure_scaling(
+      case_config(config, case), devices, steps=bench.steps, warmup=bench.warmup,
+      num_classes=bench.num_classes, seed=bench.seed, per_device_batch=bench.weak_scaling)
+  return [{**r, "hidden_size": case.hidden_size, "weak_scaling": bool(bench.weak_scaling),
+           "steps": bench.steps, "warmup": bench.warmup} for r in records]
+
+
+def seq_len_fits(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+  """Least-squares fits ``median step time = intercept + slope * T``, per (cell, B, H, mode).
+
+  Only for groups with three or more sequence lengths. ``slope_s`` is the cost of one more
+  time step for the whole batch; ``slope_s / B`` that per sequence. ``r2`` near 1: linear.
+  """
+  groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+  for r in results:
+    if r["status"] == "ok":
+      groups.setdefault((r["cell"], r["batch_size"], r["hidden_size"], r["mode"]), []).append(r)
+  fits = []
+  for (cell, b, h, mode), rs in groups.items():
+    t = np.array([r["seq_len"] for r in rs], np.float64)
+    y = np.array([r["step_time_s"]["median"] for r in rs], np.float64)
+    if len(set(t)) < 3:
+      continue
+    slope, intercept = np.polyfit(t, y, 1)
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - float(np.sum((y - (intercept + slope * t)) ** 2)) / ss_tot if ss_tot else 1.0
+    fits.append({"cell": cell, "batch_size": b, "hidden_size": h, "mode": mode,
+                 "seq_lens": sorted(int(x) for x in t), "slope_s": float(slope),
+                 "intercept_s": float(intercept), "r2": r2})
+  return fits
+
+
+def format_fits(fits: Sequence[Mapping[str, Any]]) -> str:
+  lines = ["step time vs sequence length, least-squares line (median = intercept + slope * T):"]
+  for f in fits:
+    lines.append(f"  {f['cell']} b={f['batch_size']} h={f['hidden_size']} {f['mode']}: "
+                 f"{1e3 * f['slope_s']:.4g} ms per time step "
+                 f"({1e6 * f['slope_s'] / f['batch_size']:.3g} us per token) "
+                 f"{'+' if f['intercept_s'] >= 0 else '-'} {1e3 * abs(f['intercept_s']):.3g} ms, "
+                 f"R^2 {f['r2']:.4f} "
+                 f"(T = {', '.join(map(str, f['seq_lens']))})")
+  return "\n".join(lines)
+
+
+def format_scaling_tables(report: Mapping[str, Any]) -> str:
+  """The report's ``scaling`` records: a ``sharding.format_scaling`` table per case."""
+  groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+  for r in report["scaling"]:
+    groups.setdefault((r["cell"], r["seq_len"], r["hidden_size"], r["weak_scaling"]),
+                      []).append(r)
+  env = report.get("environment", {})
+  lines = [f"{report.get('tool', '?')} data-parallel train step on {env.get('backend', '?')} "
+           f"({env.get('device_count', '?')} x {env.get('device_kind', '?')}, "
+           f"{env.get('cpu_model', '?')})"]
+  for (cell, t, h, weak), rs in groups.items():
+    b = rs[0]["batch_size"] // (rs[0]["num_devices"] if weak else 1)
+    lines += ["", f"{cell} t={t} h={h}, " + (f"weak scaling: b={b} per device" if weak else
+                                              f"strong scaling: b={b} in all"),
+              sharding.format_scaling(rs)]
+  return "\n".join(lines)
 
 
 def _short(record: Mapping[str, Any]) -> str:
@@ -447,22 +554,29 @@ def _memory_source(report: Mapping[str, Any]) -> str:
   return "-"
 
 
-def case_key(record: Mapping[str, Any]) -> tuple[Any, ...]:
-  return tuple(record[k] for k in _CASE_KEYS)
+def case_key(record: Mapping[str, Any], keys: Sequence[str] = _CASE_KEYS) -> tuple[Any, ...]:
+  return tuple(record[k] for k in keys)
 
 
-def compare(report: Mapping[str, Any], old: Mapping[str, Any]) -> list[dict[str, Any]]:
-  """Each case of ``report`` against the same case (cell, B, T, H, mode) of ``old``.
+def compare_keys(section: str) -> tuple[str, ...]:
+  return _SCALING_KEYS if section == "scaling" else _CASE_KEYS
 
-  ``ratio`` is new median / old median: below 1 the new run is faster.
+
+def compare(report: Mapping[str, Any], old: Mapping[str, Any],
+            section: str = "results") -> list[dict[str, Any]]:
+  """Each record of ``report[section]`` against the same case in ``old[section]``.
+
+  ``section`` "results" matches on (cell, B, T, H, mode), "scaling" on (cell, B, T, H,
+  devices). ``ratio`` is new median / old median: below 1 the new run is faster.
   """
-  old_by_key = {case_key(r): r for r in old.get("results", [])}
+  keys = compare_keys(section)
+  old_by_key = {case_key(r, keys): r for r in old.get(section) or []}
   rows = []
-  for r in report["results"]:
-    o = old_by_key.get(case_key(r))
+  for r in report[section] or []:
+    o = old_by_key.get(case_key(r, keys))
     new_s = r["step_time_s"]["median"] if r["status"] == "ok" else None
     old_s = o["step_time_s"]["median"] if o and o.get("status") == "ok" else None
-    rows.append({**{k: r[k] for k in _CASE_KEYS}, "new_median_s": new_s,
+    rows.append({**{k: r[k] for k in keys}, "new_median_s": new_s,
                  "old_median_s": old_s,
                  "ratio": new_s / old_s if new_s and old_s else None,
                  "note": ("not in old run" if o is None else "error in old run"
@@ -473,9 +587,11 @@ def compare(report: Mapping[str, Any], old: Mapping[str, Any]) -> list[dict[str,
 def compare_warnings(report: Mapping[str, Any], old: Mapping[str, Any]) -> list[str]:
   """Differences between the two runs' setups that make the ratios apples to oranges."""
   out = []
-  if old.get("schema_version") != SCHEMA_VERSION:
+  if old.get("schema_version") not in _COMPARABLE_SCHEMAS:
     out.append(f"old run has schema_version {old.get('schema_version')}, "
                f"this one {SCHEMA_VERSION}")
+  if (old.get("scaling") is not None) != (report.get("scaling") is not None):
+    out.append("one run is a --bench.devices run and the other is not: nothing to match")
   for key in ("backend", "device_kind", "cpu_model", "jax", "jaxlib"):
     a, b = old.get("environment", {}).get(key), report["environment"].get(key)
     if a != b:
@@ -487,12 +603,13 @@ def compare_warnings(report: Mapping[str, Any], old: Mapping[str, Any]) -> list[
   return out
 
 
-def format_comparison(rows: Sequence[Mapping[str, Any]], warnings: Sequence[str] = ()) -> str:
-  head = ("cell", "B", "T", "H", "mode", "old_ms", "new_ms", "new/old")
-  body = [(r["cell"], str(r["batch_size"]), str(r["seq_len"]), str(r["hidden_size"]),
-           r["mode"], _fmt(r["old_median_s"], 1e3), _fmt(r["new_median_s"], 1e3),
-           _fmt(r["ratio"], 1, ".3f") + (f"  ({r['note']})" if r["note"] else ""))
-          for r in rows]
+def format_comparison(rows: Sequence[Mapping[str, Any]], warnings: Sequence[str] = (),
+                      section: str = "results") -> str:
+  keys = compare_keys(section)
+  head = tuple(_HEAD[k] for k in keys) + ("old_ms", "new_ms", "new/old")
+  body = [tuple(str(r[k]) for k in keys) + (
+      _fmt(r["old_median_s"], 1e3), _fmt(r["new_median_s"], 1e3),
+      _fmt(r["ratio"], 1, ".3f") + (f"  ({r['note']})" if r["note"] else "")) for r in rows]
   widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
   lines = ["comparison with the saved run (new/old < 1: faster now):"]
   lines += [f"  warning: {w}" for w in warnings]
@@ -508,56 +625,149 @@ def require_matplotlib() -> None:
                      "(or pip install matplotlib)") from None
 
 
-def plot(report: Mapping[str, Any], path: str | os.PathLike) -> None:
-  """Step time vs sequence length per cell; throughput vs batch size if several batch sizes."""
+def _pyplot() -> Any:
   require_matplotlib()
   import matplotlib  # pylint: disable=g-import-not-at-top
-  import matplotlib.ticker  # pylint: disable=g-import-not-at-top,unused-import
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
 
+
+def _label(keys: Sequence[str], values: Sequence[Any]) -> str:
+  return " ".join(str(v) if k == "cell" else f"{_SHORT[k]}={v}" for k, v in zip(keys, values))
+
+
+def _groups(records: Sequence[Mapping[str, Any]], keys: Sequence[str], x_key: str
+            ) -> list[tuple[tuple[Any, ...], list[Mapping[str, Any]]]]:
+  groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+  for r in records:
+    groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+  return [(k, sorted(rs, key=lambda r: r[x_key])) for k, rs in sorted(groups.items())]
+
+
+def _log2_x(ax: Any, ticks: Sequence[int]) -> None:
+  import matplotlib.ticker  # pylint: disable=g-import-not-at-top
+  ax.set_xscale("log", base=2)
+  ax.set_xticks(sorted(ticks))
+  ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+  ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _title(report: Mapping[str, Any], what: str) -> str:
+  env = report.get("environment", {})
+  device = env.get("cpu_model") if env.get("backend") == "cpu" else env.get("device_kind")
+  return f"rnnbench {what} on {env.get('backend', '?')} ({device})"
+
+
+def plot(report: Mapping[str, Any], path: str | os.PathLike) -> None:
+  """The report as a PNG: ``plot_scaling`` for a devices run, else ``plot_grid``."""
+  if report.get("scaling") is not None:
+    plot_scaling(report, path)
+  else:
+    plot_grid(report, path)
+
+
+def plot_grid(report: Mapping[str, Any], path: str | os.PathLike) -> None:
+  """Step time vs sequence length (with its linear fit) and sequences/s vs batch size.
+
+  One panel for what the grid varies: T (or neither), B, or both. Of the modes, ``train``.
+  """
+  plt = _pyplot()
   ok = [r for r in report["results"] if r["status"] == "ok"]
   mode = "train" if any(r["mode"] == "train" for r in ok) else (ok[0]["mode"] if ok else "")
   ok = [r for r in ok if r["mode"] == mode]
-  several_batches = len({r["batch_size"] for r in ok}) > 1
-  fig, axes = plt.subplots(1, 2 if several_batches else 1, squeeze=False,
-                           figsize=(12 if several_batches else 6.5, 4.5))
+  by_seq = len({r["seq_len"] for r in ok}) > 1
+  by_batch = len({r["batch_size"] for r in ok}) > 1
+  panels = (["seq"] if by_seq or not by_batch else []) + (["batch"] if by_batch else [])
+  fig, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(6.5 * len(panels), 4.8))
+  axes = dict(zip(panels, axes[0]))
 
-  def lines(ax, x_key, y_of, group_keys):
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for r in ok:
-      groups.setdefault(tuple(r[k] for k in group_keys), []).append(r)
-    for key, rs in sorted(groups.items()):
-      rs.sort(key=lambda r: r[x_key])
-      label = " ".join(f"{_SHORT[k]}={v}" if k != "cell" else v for k, v in zip(group_keys, key))
-      ys = [y_of(r) for r in rs]
-      ax.plot([r[x_key] for r in rs], [y[0] for y in ys], marker="o", label=label)
-      if all(len(y) == 3 for y in ys):
-        ax.fill_between([r[x_key] for r in rs], [y[1] for y in ys], [y[2] for y in ys],
-                        alpha=0.2)
-    ax.set_xscale("log", base=2)
+  if "seq" in axes:
+    ax = axes["seq"]
+    fits = {(f["cell"], f["batch_size"], f["hidden_size"]): f
+            for f in seq_len_fits(ok)}
+    keys = ("cell", "batch_size", "hidden_size")
+    for key, rs in _groups(ok, keys, "seq_len"):
+      t = [r["seq_len"] for r in rs]
+      ms = {k: [1e3 * r["step_time_s"][k] for r in rs] for k in ("median", "p10", "p90")}
+      fit = fits.get(key)
+      label = _label(keys, key) + (
+          f": {1e3 * fit['slope_s']:.3g} ms per step of T, R\u00b2={fit['r2']:.3f}"
+          if fit else "")
+      bars = ax.errorbar(t, ms["median"], marker="o", linestyle="none" if fit else "-",
+                         capsize=3, label=label,
+                         yerr=[np.subtract(ms["median"], ms["p10"]),
+                               np.subtract(ms["p90"], ms["median"])])
+      if fit:
+        xs = np.array([0, max(t)])
+        ax.plot(xs, 1e3 * (fit["intercept_s"] + fit["slope_s"] * xs), linestyle="--",
+                color=bars.lines[0].get_color(), linewidth=1)
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set(xlabel="sequence length T", ylabel=f"{mode} step time, ms (median; bars: p10-p90)",
+           title="step time vs sequence length (dashed: least-squares line)")
+
+  if "batch" in axes:
+    ax = axes["batch"]
+    keys = ("cell", "seq_len", "hidden_size")
+    for key, rs in _groups(ok, keys, "batch_size"):
+      b = [r["batch_size"] for r in rs]
+      line, = ax.plot(b, [r["sequences_per_s"] for r in rs], marker="o",
+                      label=_label(keys, key))
+      ax.fill_between(b, [r["batch_size"] / r["step_time_s"]["p90"] for r in rs],
+                      [r["batch_size"] / r["step_time_s"]["p10"] for r in rs],
+                      alpha=0.2, color=line.get_color())
+      for r in rs:
+        ax.annotate(f"{r['sequences_per_s']:.0f}", (r["batch_size"], r["sequences_per_s"]),
+                    textcoords="offset points", xytext=(0, 6), ha="center",
+                    fontsize="x-small", color=line.get_color())
+    _log2_x(ax, {r["batch_size"] for r in ok})
     ax.set_yscale("log")
-    ax.set_xticks(sorted({r[x_key] for r in ok}))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
+    ax.set(xlabel="batch size B", ylabel=f"{mode} sequences/s (B / median; band: p10-p90)",
+           title="throughput vs batch size")
+  fig.suptitle(_title(report, f"{mode} step"), fontsize="medium")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
 
-  ax = axes[0][0]
-  lines(ax, "seq_len",
-        lambda r: tuple(1e3 * r["step_time_s"][k] for k in ("median", "p10", "p90")),
-        ("cell", "batch_size", "hidden_size"))
-  ax.set(xlabel="sequence length T", ylabel=f"{mode} step time, ms (median, p10-p90)",
-         title="step time vs sequence length")
-  if several_batches:
-    ax = axes[0][1]
-    lines(ax, "batch_size", lambda r: (r["sequences_per_s"],), ("cell", "seq_len", "hidden_size"))
-    ax.set(xlabel="batch size B", ylabel=f"{mode} sequences/s", title="throughput vs batch size")
+
+def plot_scaling(report: Mapping[str, Any], path: str | os.PathLike) -> None:
+  """A devices run: step time and sequences/s vs device count, per case (dashed: linear)."""
+  plt = _pyplot()
+  ok = [r for r in report["scaling"] if r["status"] == "ok"]
+  fig, (ax_t, ax_s) = plt.subplots(1, 2, figsize=(13, 4.8))
+  keys = ("cell", "batch_size", "seq_len", "hidden_size")
+  for key, rs in _groups([{**r, "batch_size": r["batch_size"] // (
+      r["num_devices"] if r["weak_scaling"] else 1)} for r in ok], keys, "num_devices"):
+    n = [r["num_devices"] for r in rs]
+    label = _label(keys, key) + (" per device" if rs[0]["weak_scaling"] else "")
+    line, = ax_t.plot(n, [1e3 * r["step_time_s"]["median"] for r in rs], marker="o",
+                      label=label)
+    ax_t.fill_between(n, [1e3 * r["step_time_s"]["p10"] for r in rs],
+                      [1e3 * r["step_time_s"]["p90"] for r in rs], alpha=0.2,
+                      color=line.get_color())
+    ax_s.plot(n, [r["sequences_per_s"] for r in rs], marker="o", color=line.get_color(),
+              label=f"{label}: speedup {rs[-1]['speedup']:.2f} on {n[-1]}")
+    ax_s.plot(n, [rs[0]["sequences_per_s"] * m / n[0] for m in n], linestyle="--",
+              linewidth=1, color=line.get_color())
+  weak = any(r["weak_scaling"] for r in ok)
+  for ax in (ax_t, ax_s):
+    _log2_x(ax, {r["num_devices"] for r in ok} or {1})
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+  ax_t.set_ylim(bottom=0)
+  ax_s.set_yscale("log")
+  ax_t.set(xlabel="devices", ylabel="train step time, ms (median, p10-p90)",
+           title="step time vs device count")
+  ax_s.set(xlabel="devices", ylabel="sequences/s (B / median)",
+           title="throughput vs device count (dashed: linear scaling)")
   env = report.get("environment", {})
-  device = env.get("cpu_model") if env.get("backend") == "cpu" else env.get("device_kind")
-  fig.suptitle(f"rnnbench {mode} step on {env.get('backend', '?')} ({device})",
+  fig.suptitle(_title(report, f"data-parallel train step, {'weak' if weak else 'strong'} "
+                              f"scaling, {env.get('device_count', '?')} devices"),
                fontsize="medium")
   fig.tight_layout()
   fig.savefig(path, dpi=120)
@@ -590,12 +800,16 @@ def main(argv: Sequence[str], config: ml_collections.ConfigDict,
     report = run_cases(config, bench)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  print(format_table(report))
+  section = "scaling" if report["scaling"] is not None else "results"
+  print(format_scaling_tables(report) if section == "scaling" else format_table(report))
+  if report["seq_len_fits"]:
+    print(format_fits(report["seq_len_fits"]))
   if old is not None:
-    rows = compare(report, old)
+    rows = compare(report, old, section)
     warnings = compare_warnings(report, old)
-    report["comparison"] = {"against": str(bench.compare), "warnings": warnings, "rows": rows}
-    print(format_comparison(rows, warnings))
+    report["comparison"] = {"against": str(bench.compare), "section": section,
+                            "warnings": warnings, "rows": rows}
+    print(format_comparison(rows, warnings, section))
   if bench.json:
     write_json(bench.json, report)
     print(f"wrote {bench.json}")

@@ -4,10 +4,12 @@ No timing thresholds: only that the figures exist, are positive and agree with e
 """
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -15,13 +17,14 @@ from configs import default
 from rnnbench import bench
 from rnnbench import cells
 from rnnbench import models
+from rnnbench import sharding
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks" / "references"))
 import common  # pylint: disable=wrong-import-position
 
 TOP_KEYS = {"schema_version", "tool", "created_utc", "command", "environment", "config",
-            "bench", "results"}
+            "bench", "results", "seq_len_fits", "scaling"}
 RECORD_KEYS = {"cell", "batch_size", "seq_len", "hidden_size", "mode", "status", "error",
                "embed_dim", "steps", "warmup", "compile_s", "first_step_s", "step_time_s",
                "step_times_s", "sequences_per_s", "tokens_per_s", "flops", "flop_per_s",
@@ -69,6 +72,8 @@ def test_report_schema(full_report):
   assert full_report["bench"]["modes"] == list(bench.MODES)
   assert [(r["cell"], r["mode"]) for r in full_report["results"]] == [
       (c, m) for c in ("lstm", "no_such_cell") for m in bench.MODES]
+  assert full_report["scaling"] is None and full_report["seq_len_fits"] == []
+  assert full_report["bench"]["devices"] == []
   json.loads(json.dumps(full_report))  # serialisable as is
   for r in full_report["results"]:
     assert set(r) == RECORD_KEYS
@@ -144,11 +149,88 @@ def test_compare(report):
   assert bench.compare_warnings(report, report) == []
 
 
+def test_compare_reads_schema_1(report):
+  assert bench.compare_warnings(report, {**report, "schema_version": 1}) == []
+  assert bench.compare_warnings(report, {**report, "schema_version": 0})
+
+
+def timed(record, median, **overrides):
+  """``record`` with every step time ``median`` (and the figures that follow from it)."""
+  return {**record, **overrides,
+          "step_time_s": {k: median for k in ("median", "p10", "p90", "mean", "min", "max")},
+          "sequences_per_s": (overrides.get("batch_size") or record["batch_size"]) / median}
+
+
+def test_seq_len_fits(report):
+  (train,) = [r for r in report["results"] if r["mode"] == "train"]
+  rows = [timed(train, 0.002 + 1e-4 * t, seq_len=t) for t in (10, 20, 40)]
+  rows += [timed(train, 1.0, seq_len=t, batch_size=7) for t in (10, 20)]  # two T: no fit
+  (fit,) = bench.seq_len_fits(rows)
+  assert fit["slope_s"] == pytest.approx(1e-4) and fit["intercept_s"] == pytest.approx(0.002)
+  assert fit["r2"] == pytest.approx(1.0) and fit["seq_lens"] == [10, 20, 40]
+  assert (fit["cell"], fit["batch_size"], fit["mode"]) == ("lstm", 2, "train")
+  assert "0.1 ms per time step" in bench.format_fits([fit])
+
+
+def scaling_records(counts=(1, 2, 8), weak=False):
+  """Made-up ``bench.run_scaling`` records: the step time halves with each doubling."""
+  rows = []
+  for n in counts:
+    b = 6 * (n if weak else 1)
+    rows.append({"cell": "gru", "batch_size": b, "seq_len": 5, "hidden_size": 8,
+                 "num_devices": n, "status": "ok", "error": None, "weak_scaling": weak,
+                 "step_time_s": {k: 0.01 / n for k in ("median", "p10", "p90")},
+                 "sequences_per_s": b * n / 0.01, "speedup": n, "efficiency": 1.0})
+  return rows
+
+
+def test_compare_scaling(report):
+  new = {**report, "results": [], "scaling": scaling_records()}
+  old = {**new, "scaling": scaling_records((1, 2))}
+  rows = bench.compare(new, old, "scaling")
+  assert [(r["num_devices"], r["ratio"], r["note"]) for r in rows] == [
+      (1, 1.0, ""), (2, 1.0, ""), (8, None, "not in old run")]
+  assert "devices" in bench.format_comparison(rows, section="scaling")
+  assert bench.compare(new, report, "scaling")[0]["note"] == "not in old run"
+  assert "nothing to match" in bench.compare_warnings(new, report)[0]
+
+
 def test_plot(report, tmp_path):
   pytest.importorskip("matplotlib")
   more = [{**r, "batch_size": 3, "seq_len": t} for r in report["results"] for t in (5, 9)]
   bench.plot({**report, "results": report["results"] + more}, tmp_path / "bench.png")
   assert (tmp_path / "bench.png").stat().st_size > 0
+  (train,) = [r for r in report["results"] if r["mode"] == "train"]
+  seq = [timed(train, 1e-3 * t, seq_len=t) for t in (10, 20, 40)]  # with a fit line
+  bench.plot({**report, "results": seq}, tmp_path / "seq.png")
+  batch = [timed(train, 1e-3, batch_size=b) for b in (2, 4, 8)]  # the batch panel alone
+  bench.plot({**report, "results": batch}, tmp_path / "batch.png")
+  for weak in (False, True):
+    bench.plot({**report, "results": [], "scaling": scaling_records(weak=weak)},
+               tmp_path / f"devices_{weak}.png")
+  for name in ("seq", "batch", "devices_False", "devices_True"):
+    assert (tmp_path / f"{name}.png").stat().st_size > 0
+
+
+def test_parse_devices():
+  assert bench.parse_devices("") == []
+  assert bench.parse_devices("1") == [1]
+  assert bench.parse_devices("all") == sharding.default_device_counts()
+  with pytest.raises(ValueError, match="bench.devices"):
+    bench.parse_devices(str(jax.device_count() + 1))
+  with pytest.raises(ValueError, match="bench.devices"):
+    bench.parse_devices("1,two")
+
+
+def test_weak_scaling_in_process():
+  rep = bench.run_cases(tiny_config("gru"), tiny_bench(devices="1", weak_scaling=True, steps=2),
+                        progress=None)
+  assert rep["results"] == [] and rep["bench"]["modes"] == ["train"]
+  (r,) = rep["scaling"]
+  assert r["status"] == "ok", r["error"]
+  assert (r["num_devices"], r["batch_size"], r["weak_scaling"], r["hidden_size"]) == (
+      1, 2, True, 4)
+  assert "weak scaling: b=2 per device" in bench.format_scaling_tables(rep)
 
 
 @pytest.mark.parametrize("cell", cells.names())
@@ -179,3 +261,58 @@ def test_cli(report, tmp_path):
   assert new["results"][0]["status"] == "ok"
   (row,) = new["comparison"]["rows"]
   assert row["ratio"] > 0 and row["mode"] == "train"
+
+
+def test_cli_devices_on_8_simulated_devices(tmp_path):
+  """--bench.devices in a fresh interpreter: the device count is fixed when JAX starts."""
+  out = tmp_path / "devices.json"
+  cmd = [sys.executable, "-m", "rnnbench.bench", "--config=configs/gru.py",
+         "--config.model.hidden_size=8", "--config.model.embed_dim=8",
+         "--config.model.dense_size=6", "--config.data.num_words=50",
+         "--config.data.maxlen=5", "--config.train.batch_size=6", "--bench.num_classes=3",
+         "--bench.devices=1,2,8", "--bench.steps=2", "--bench.warmup=1", f"--bench.json={out}"]
+  env = {**os.environ, "JAX_PLATFORMS": "cpu",
+         "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+  proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "gru t=5 h=8, strong scaling: b=6 in all" in proc.stdout and "efficiency" in proc.stdout
+  rep = json.loads(out.read_text())
+  assert rep["schema_version"] == bench.SCHEMA_VERSION
+  assert rep["environment"]["device_count"] == 8
+  assert rep["bench"]["devices"] == [1, 2, 8] and rep["results"] == []
+  records = rep["scaling"]
+  assert [r["num_devices"] for r in records] == [1, 2, 8]
+  for r, padded in zip(records, (6, 6, 8)):
+    assert r["status"] == "ok", r["error"]
+    assert (r["cell"], r["batch_size"], r["seq_len"], r["hidden_size"]) == ("gru", 6, 5, 8)
+    assert r["padded_batch_size"] == padded
+    assert r["per_device_batch_size"] == padded // r["num_devices"]
+    assert r["weak_scaling"] is False and len(r["step_times_s"]) == r["steps"] == 2
+    s = r["step_time_s"]
+    assert 0 < s["min"] <= s["median"] <= s["max"] and r["compile_s"] > 0
+    assert r["sequences_per_s"] == pytest.approx(6 / s["median"])
+    assert r["tokens_per_s"] == pytest.approx(5 * r["sequences_per_s"])
+    assert r["speedup"] == pytest.approx(r["sequences_per_s"] / records[0]["sequences_per_s"])
+    assert r["efficiency"] == pytest.approx(r["speedup"] / r["num_devices"])
+
+
+def test_references_share_the_schema_version():
+  assert common.SCHEMA_VERSION == bench.SCHEMA_VERSION
+
+
+def test_side_by_side_summary_and_markdown():
+  sys.path.insert(0, str(ROOT / "benchmarks"))
+  import side_by_side  # pylint: disable=g-import-not-at-top
+  runs = [{"tool": tool, "cell": "gru", "median_s": m, "p10_s": m / 2, "first_step_s": 1.0,
+           "error": None, "notes": ["a note"] if tool == "torch-eager" else [],
+           "report": {"environment": {"torch" if tool == "torch-eager" else "jax": "9.9"}}}
+          for tool, m in (("rnnbench", 0.01), ("torch-eager", 0.03), ("rnnbench", 0.02))]
+  rows = side_by_side.summarize(runs, ["rnnbench", "torch-eager"], ["gru"])
+  assert [r["ratio_to_rnnbench"] for r in rows] == pytest.approx([1.0, 2.0])
+  out = {"environment": common.environment(), "load_average": {"start": [1, 2, 3], "end": None},
+         "created_utc": "now", "wall_s": 60.0, "tools": ["rnnbench", "torch-eager"],
+         "skipped": [], "settings": {"json": "x.json"}, "command": ["side_by_side.py"],
+         "runs": runs}
+  text = side_by_side.markdown(out, rows, "header")
+  assert "| gru | torch-eager | 30.00 | 30.00-30.00 | 2.00 |" in text
+  assert "jax 9.9, torch 9.9" in text and "- a note" in text and "Caveat" in text

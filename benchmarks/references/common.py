@@ -28,7 +28,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
   sys.path.insert(0, str(ROOT))  # for configs/ and rnnbench.keras_compat
 
-SCHEMA_VERSION = 1  # rnnbench.bench.SCHEMA_VERSION
+SCHEMA_VERSION = 2  # rnnbench.bench.SCHEMA_VERSION
 
 
 def parse_args(description: str, modes: Sequence[str],
@@ -190,7 +190,7 @@ def report(tool: str, config: ml_collections.ConfigDict, args: argparse.Namespac
           "command": list(sys.argv), "environment": dict(env), "config": config.to_dict(),
           "bench": {"steps": args.steps, "warmup": args.warmup, "modes": args.modes,
                     "num_classes": args.num_classes, "seed": args.seed},
-          "results": list(results)}
+          "results": list(results), "seq_len_fits": [], "scaling": None}
 
 
 def error_text(e: BaseException) -> str:
