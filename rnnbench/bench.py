@@ -188,7 +188,8 @@ def analytic_forward_flops(params: Mapping[str, Any], batch_size: int, seq_len: 
     if name == "embedding":
       continue
     per_vector = sum(math.prod(p.shape) for p in jax.tree.leaves(sub) if len(p.shape) >= 2)
-    total += 2 * batch_size * (seq_len if name == "rnn" else 1) * per_vector
+    per_step = name == "rnn" or name.startswith("rnn_")  # every recurrent layer (num_layers)
+    total += 2 * batch_size * (seq_len if per_step else 1) * per_vector
   return total
 
 
