@@ -29,7 +29,6 @@ import math
 import os
 import pathlib
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -833,12 +832,8 @@ def _cli() -> None:
   try:  # DEFINE_config_dict applies the --bench.* overrides already
     bench = config_flags.DEFINE_config_dict("bench", default_bench_config(),
                                             "Benchmark settings.", lock_config=True)
-  except (AttributeError, KeyError, TypeError, ValueError) as e:
-    text = str(e.args[0] if e.args else e)
-    hint = re.search(r"Did you mean \"(\w+)\" instead of \"(\w+)\"", text)
-    if hint:
-      text = f"no bench field {hint[2]!r}; did you mean {hint[1]!r}?"
-    sys.exit(f"{sys.argv[0]}: bad --bench override: {text}")
+  except cli.OVERRIDE_ERRORS as e:
+    sys.exit(f"{sys.argv[0]}: bad --bench override: {cli.override_error(e, 'bench')}")
   flags.mark_flags_as_required(["config"])
 
   def run(argv: Sequence[str]) -> None:

@@ -16,9 +16,18 @@ def parse_flags(argv: list[str]) -> list[str]:
     return flags.FLAGS(argv)
   except flags.Error as e:
     sys.exit(f"{argv[0]}: {e}\nPass --helpfull to see the flags.")
-  except (AttributeError, KeyError, TypeError, ValueError) as e:
-    text = str(e.args[0] if e.args else e)
-    hint = re.search(r"Did you mean \"(\w+)\" instead of \"(\w+)\"", text)
-    if hint:
-      text = f"no config field {hint[2]!r}; did you mean {hint[1]!r}?"
-    sys.exit(f"{argv[0]}: bad config override: {text}")
+  except OVERRIDE_ERRORS as e:
+    sys.exit(f"{argv[0]}: bad config override: {override_error(e)}")
+
+
+# What ml_collections raises for a bad ``--config.a.b=value``.
+OVERRIDE_ERRORS = (AttributeError, KeyError, TypeError, ValueError)
+
+
+def override_error(e: Exception, what: str = "config") -> str:
+  """One line for a bad override: the field and, for a misspelling, the right name."""
+  text = str(e.args[0] if e.args else e)
+  hint = re.search(r"Did you mean \"(\w+)\" instead of \"(\w+)\"", text)
+  if hint:
+    text = f"no {what} field {hint[2]!r}; did you mean {hint[1]!r}?"
+  return text
