@@ -1,7 +1,6 @@
 """The classifier: Keras-like param tree, the notebook's param counts, outputs and dropout."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
