@@ -33,14 +33,19 @@ def main(argv):
     name = pathlib.Path(config_flags.get_config_filename(flags.FLAGS["config"])).stem
     workdir = f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}"
   print(f"workdir: {workdir}", flush=True)
+  created = cli.new_folders(workdir)
   try:
     train.train_and_evaluate(_CONFIG.value, workdir)
   except train.TrainingInterrupted as e:
     print(e, flush=True)
   except train.EXPECTED_ERRORS as e:
+    cli.remove_if_empty(created)  # a failed run leaves no empty folder it made
     if _TRACEBACK.value:
       raise
     sys.exit(f"error: {e}")
+  except BaseException:
+    cli.remove_if_empty(created)
+    raise
 
 
 if __name__ == "__main__":

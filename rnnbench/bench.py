@@ -47,6 +47,7 @@ import optax
 from rnnbench import optim
 from rnnbench import sharding
 from rnnbench import train
+from rnnbench import validation
 
 # 2 added the top-level "scaling" and "seq_len_fits"; "results" records are as in 1.
 SCHEMA_VERSION = 2
@@ -797,6 +798,7 @@ def main(argv: Sequence[str], config: ml_collections.ConfigDict,
     except (OSError, ValueError) as e:
       raise app.UsageError(f"--bench.compare: cannot read {bench.compare}: {e}") from None
   try:
+    validation.validate(config)
     report = run_cases(config, bench)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
@@ -837,7 +839,10 @@ def _cli() -> None:
   flags.mark_flags_as_required(["config"])
 
   def run(argv: Sequence[str]) -> None:
-    main(argv, config.value, bench.value)
+    report = main(argv, config.value, bench.value)
+    records = report["scaling"] if report["scaling"] is not None else report["results"]
+    if records and all(r["status"] == "error" for r in records):
+      sys.exit(f"error: all {len(records)} benchmark cases failed (see the errors above)")
 
   app.run(run, flags_parser=cli.parse_flags)
 

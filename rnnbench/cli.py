@@ -1,9 +1,19 @@
 """Command-line plumbing shared by ``run.py`` and ``python -m rnnbench.*`` entry points."""
 
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
 import re
 import sys
 
 from absl import flags
+
+# JAX logs "Unable to initialize backend 'tpu': ..." at INFO while it looks for accelerators
+# (libtpu installed on a machine with no TPU); absl shows INFO. A backend that JAX must use and
+# cannot start is an error raised, not this line; --verbosity=1 shows it again.
+_BACKEND_LOGGER = "jax._src.xla_bridge"
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -13,7 +23,10 @@ def parse_flags(argv: list[str]) -> list[str]:
   traceback; this prints its message (which names the field and suggests the right one) instead.
   """
   try:
-    return flags.FLAGS(argv)
+    rest = flags.FLAGS(argv)
+    if flags.FLAGS["verbosity"].value <= 0:
+      logging.getLogger(_BACKEND_LOGGER).setLevel(logging.WARNING)
+    return rest
   except flags.Error as e:
     sys.exit(f"{argv[0]}: {e}\nPass --helpfull to see the flags.")
   except OVERRIDE_ERRORS as e:
@@ -31,3 +44,22 @@ def override_error(e: Exception, what: str = "config") -> str:
   if hint:
     text = f"no {what} field {hint[2]!r}; did you mean {hint[1]!r}?"
   return text
+
+
+def new_folders(path: str | os.PathLike) -> list[pathlib.Path]:
+  """``path`` and those of its parents that do not exist yet, deepest first."""
+  out = []
+  folder = pathlib.Path(path).absolute()
+  while not folder.exists() and folder != folder.parent:
+    out.append(folder)
+    folder = folder.parent
+  return out
+
+
+def remove_if_empty(folders: list[pathlib.Path]) -> None:
+  """Removes the folders of ``new_folders`` that are still empty (a run that failed early)."""
+  for folder in folders:
+    try:
+      folder.rmdir()
+    except OSError:  # not empty, or gone: keep what is there
+      return

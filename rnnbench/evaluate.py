@@ -1,8 +1,13 @@
 """Score a trained run on its dataset's test subset (or its validation split).
 
-    python -m rnnbench.evaluate --workdir=runs/gru-... [--split=test|val] [--archive=PATH]
+    python -m rnnbench.evaluate --workdir=runs/gru-... [--split=test|val] \
+        [--config.data.archive=PATH] [--config.data.files.train=... --config.data.files.test=...]
 
-Uses the run's saved tokenizer and parameters (``params.msgpack``, else the newest checkpoint).
+Uses the run's saved tokenizer and parameters (``params.msgpack``, else the newest checkpoint)
+and its model and preprocessing fields. Where the data is (``data.archive``, ``data.data_home``,
+``data.tfds.data_dir``, ``data.tfds.download``, ``data.files.*``) is never read from the
+workdir: it comes from these ``--config.data.*`` flags (the same names as run.py's) or the
+environment ($RNNBENCH_20NEWS_ARCHIVE, $TFDS_DATA_DIR, ...); see docs/trust.md.
 """
 
 import json
@@ -22,7 +27,6 @@ from rnnbench import train
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by run.py.")
 _SPLIT = flags.DEFINE_enum("split", "test", ["test", "val"], "Which split to score.")
-_ARCHIVE = flags.DEFINE_string("archive", None, "Override the run's data.archive.")
 
 
 def evaluate_run(run: runs.TrainedRun, split: str = "test") -> dict:
@@ -43,19 +47,36 @@ def evaluate_run(run: runs.TrainedRun, split: str = "test") -> dict:
                         optim.make_loss(run.config.train.loss))
 
 
-def main(argv):
-  del argv
+def main(argv, locations=None):
+  """Scores the run; ``locations``: the data locations (``runs.data_locations()`` shaped)."""
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   logging.set_verbosity(logging.WARNING)
   try:
     run = runs.load_run(_WORKDIR.value)
-    if _ARCHIVE.value:
-      run.config.data.archive = _ARCHIVE.value
+    runs.apply_locations(run.config, locations if locations is not None
+                         else runs.data_locations())
     result = evaluate_run(run, _SPLIT.value)
-  except (runs.RunError, checkpoint.CheckpointError, data_lib.DataError) as e:
+  except (runs.RunError, checkpoint.CheckpointError, data_lib.DataError, ValueError) as e:
     sys.exit(f"error: {e}")
   print(json.dumps({"split": _SPLIT.value, **result}))
 
 
-if __name__ == "__main__":
+def _cli() -> None:
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  try:  # DEFINE_config_dict applies the --config.* overrides already
+    locations = config_flags.DEFINE_config_dict(
+        "config", runs.data_locations(), "Where the data is (never read from the workdir): "
+        "--config.data.archive, data_home, tfds.data_dir, tfds.download, files.train/test/val.",
+        lock_config=True)
+  except cli.OVERRIDE_ERRORS as e:
+    sys.exit(f"{sys.argv[0]}: bad --config override: {cli.override_error(e)} (evaluate takes "
+             "only where the data is: --config.data.archive, --config.data.data_home, "
+             "--config.data.tfds.data_dir, --config.data.tfds.download, "
+             "--config.data.files.train/test/val; the rest comes from the workdir)")
   flags.mark_flags_as_required(["workdir"])
-  app.run(main, flags_parser=cli.parse_flags)
+  app.run(lambda argv: main(argv, locations.value), flags_parser=cli.parse_flags)
+
+
+if __name__ == "__main__":
+  _cli()

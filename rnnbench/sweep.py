@@ -30,6 +30,7 @@ from scipy import stats
 
 from rnnbench import cli
 from rnnbench import train
+from rnnbench import validation
 
 METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
 
@@ -61,8 +62,10 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str])
     *parents, leaf = key.split(".")
     node = config
     for part in parents:
+      if not hasattr(node, "keys") or part not in node:
+        raise ValueError(f"no config field {key!r}")
       node = node[part]
-    if leaf not in node:
+    if not hasattr(node, "keys") or leaf not in node:
       raise ValueError(f"no config field {key!r}")
     node[leaf] = value
 
@@ -190,18 +193,22 @@ def run_sweep(configs: Sequence[str], seeds: Sequence[int], root: str | pathlib.
               overrides: Sequence[str] = ()) -> dict[str, Any]:
   """Trains every (config, seed) not finished yet, then writes and returns the report."""
   root = pathlib.Path(root)
-  runs: dict[str, list] = {}
-  for path in configs:
+  grid = []
+  for path in configs:  # every config checked before any run starts
     name = pathlib.Path(path).stem
     for seed in seeds:
       config = load_config_file(path)
       apply_overrides(config, overrides)
       config.seed = int(seed)
       config.train.progress = False
-      workdir = root / name / f"seed{seed}"
-      print(f"== {name} seed {seed}: {workdir}", flush=True)
-      train.train_and_evaluate(config, workdir)
-      runs.setdefault(name, []).append(read_run(workdir))
+      validation.validate(config, where=f"{path}, seed {seed}: ")
+      grid.append((name, seed, config))
+  runs: dict[str, list] = {}
+  for name, seed, config in grid:
+    workdir = root / name / f"seed{seed}"
+    print(f"== {name} seed {seed}: {workdir}", flush=True)
+    train.train_and_evaluate(config, workdir)
+    runs.setdefault(name, []).append(read_run(workdir))
   rep = report(runs)
   rep["overrides"] = list(overrides)
   rep["seeds"] = [int(s) for s in seeds]
@@ -214,7 +221,14 @@ def run_sweep(configs: Sequence[str], seeds: Sequence[int], root: str | pathlib.
 _CONFIGS = flags.DEFINE_list("configs", None, "Config files, e.g. configs/lstm.py,configs/gru.py.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
 _ROOT = flags.DEFINE_string("root", None, "Where the runs and the report go.")
-_SET = flags.DEFINE_multi_string("set", [], "Config override FIELD=VALUE for every run.")
+_SET = flags.DEFINE_multi_string("set", [], "Config override FIELD=VALUE for every run; "
+                                  "--config.FIELD=VALUE (as run.py spells it) works too.")
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """``cli.parse_flags``, with run.py's ``--config.FIELD=VALUE`` read as ``--set=FIELD=VALUE``."""
+  return cli.parse_flags([f"--set={a.removeprefix('--config.')}" if a.startswith("--config.")
+                          else a for a in argv])
 
 
 def main(argv):
@@ -231,4 +245,4 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["configs", "root"])
-  app.run(main, flags_parser=cli.parse_flags)
+  app.run(main, flags_parser=parse_flags)

@@ -41,6 +41,7 @@ from rnnbench import models
 from rnnbench import optim
 from rnnbench import sharding
 from rnnbench import tokenizer as tokenizer_lib
+from rnnbench import validation
 
 
 class TrainState(train_state.TrainState):
@@ -233,6 +234,7 @@ def evaluate(state: TrainState, arrays: Arrays, batch_size: int, loss_fn, *,
   With ``mesh`` (``state`` placed on it) each batch is padded to split across its devices.
   """
   metrics = zero_metrics()
+  batch_size = min(batch_size, max(len(arrays), 1))  # never pad beyond the split
   if mesh is None:
     for batch in batches(arrays, batch_size):
       metrics = eval_step(state, batch, metrics, loss_fn=loss_fn)
@@ -352,6 +354,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   every process of a multi-host run calls this, and only process 0 writes files.
   Returns the summary (also written as ``summary.json``).
   """
+  validation.validate(config)  # before any data is read or file written
   multi_process = sharding.initialize(config.get("dist"))
   main = sharding.is_main_process()
   workdir = pathlib.Path(workdir)
@@ -385,7 +388,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     say(f"Resuming from {ckpt.directory} at epoch {position['epoch']}, "
         f"batch {position['batches_done']}")
 
-  bs, ebs = config.train.batch_size, config.train.eval_batch_size
+  # A batch larger than the split is one batch of the split (as in Keras), not padded rows.
+  bs = min(config.train.batch_size, max(len(data.train), 1))
+  ebs = config.train.eval_batch_size
   padded_bs = sharding.padded_size(bs, mesh)
   steps = num_batches(len(data.train), bs)
   new_metrics = lambda: sharding.replicate(zero_metrics(), mesh)
@@ -505,8 +510,14 @@ def _host(tree):
   return jax.tree.map(lambda a: np.asarray(a).tolist(), jax.device_get(tree))
 
 
+def interactive() -> bool:
+  """Whether stdout and stderr are both terminals (not a log file or a pipe)."""
+  return all(getattr(s, "isatty", lambda: False)() for s in (sys.stdout, sys.stderr))
+
+
 def _progress(total: int, enabled: bool, initial: int = 0):
-  if not enabled:
+  """A tqdm bar on a terminal; None in a log (Keras' one line per epoch is printed anyway)."""
+  if not enabled or not interactive():
     return None
   from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
   return tqdm(total=total, initial=initial, unit="step", leave=False, file=sys.stderr,

@@ -17,6 +17,7 @@ import pathlib
 import shutil
 import tarfile
 import tempfile
+import warnings
 import zlib
 from typing import Any
 
@@ -195,13 +196,18 @@ def _shuffled(n: int, random_state: int) -> np.ndarray:
 def _fetch_with_sklearn(subset: str, data_home: str | os.PathLike[str] | None) -> TextDataset:
   from sklearn import datasets  # pylint: disable=g-import-not-at-top
 
-  try:
-    bunch = datasets.fetch_20newsgroups(subset=subset, data_home=data_home or None)
-  except (OSError, tarfile.TarError, EOFError, zlib.error) as e:
-    where = data_home or os.environ.get("SCIKIT_LEARN_DATA") or "~/scikit_learn_data"
-    raise DataError(
-        f"20 Newsgroups: no local archive was given (the archive argument / data.archive and "
-        f"${ARCHIVE_ENV} are unset), and scikit-learn could not load or download it into "
-        f"{where}: {type(e).__name__}: {e}. {_HOW_TO_FIX}") from None
+  # Its warnings (a retried download) are held back: if it fails, the one error says why.
+  with warnings.catch_warnings(record=True) as held:
+    warnings.simplefilter("always")
+    try:
+      bunch = datasets.fetch_20newsgroups(subset=subset, data_home=data_home or None)
+    except (OSError, tarfile.TarError, EOFError, zlib.error) as e:
+      where = data_home or os.environ.get("SCIKIT_LEARN_DATA") or "~/scikit_learn_data"
+      raise DataError(
+          f"20 Newsgroups: no local archive was given (the archive argument / data.archive and "
+          f"${ARCHIVE_ENV} are unset), and scikit-learn could not load or download it into "
+          f"{where}: {type(e).__name__}: {e}. {_HOW_TO_FIX}") from None
+  for w in held:  # it worked: show them
+    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
   return TextDataset(data=list(bunch.data), target=np.asarray(bunch.target),
                      target_names=list(bunch.target_names))

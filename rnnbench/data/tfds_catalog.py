@@ -16,6 +16,8 @@ Needs the optional extra: ``pip install -e '.[tfds]'``.
 from __future__ import annotations
 
 import os
+import socket
+import urllib.parse
 from typing import Any
 
 import numpy as np
@@ -98,7 +100,8 @@ def _builder(tfds: Any, name: str, cfg: Any) -> Any:
     hint = "".join(f" {line.strip()}" for line in lines[1:] if "Did you mean" in line)
     raise DataError(f"tensorflow-datasets has no dataset {name!r}: {lines[0] if lines else e}"
                     f"{hint} (data.name={PREFIX}{name})") from None
-  if cfg.download:
+  if cfg.download and not builder.is_prepared():
+    _check_online(name, builder)
     try:
       builder.download_and_prepare()
     except Exception as e:  # pylint: disable=broad-exception-caught
@@ -108,6 +111,31 @@ def _builder(tfds: Any, name: str, cfg: Any) -> Any:
           f"{PREFIX}{name}: could not download and prepare it into {builder.data_dir}: "
           f"{type(e).__name__}: {reason}. {_how_to_get(name)}") from None
   return builder
+
+
+# Resolved before a download: when none resolves (offline) tfds would retry for minutes.
+_PROBE_HOSTS = ("storage.googleapis.com",)
+_PROXY_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _check_online(name: str, builder: Any) -> None:
+  """A DataError at once if no download host resolves (no network), instead of tfds' retries.
+
+  Behind a proxy (``$HTTPS_PROXY`` ...) the proxy resolves names, so nothing is checked.
+  """
+  if any(os.environ.get(v) for v in _PROXY_ENV):
+    return
+  homepage = urllib.parse.urlparse(getattr(builder.info, "homepage", "") or "").hostname
+  hosts = [h for h in (homepage, *_PROBE_HOSTS) if h]
+  for host in hosts:
+    try:
+      socket.getaddrinfo(host, 443)
+      return
+    except (OSError, UnicodeError):
+      continue
+  raise DataError(f"{PREFIX}{name} is not prepared in {builder.data_dir} and there is no "
+                  f"network to download it (cannot resolve {', '.join(hosts)}). "
+                  f"{_how_to_get(name)}")
 
 
 def _how_to_get(name: str) -> str:
