@@ -17,6 +17,11 @@ _DEFAULT_ARCHIVE = ROOT.parent / "shared" / "data" / "20news-bydate.tar.gz"
 
 @pytest.fixture(scope="session")
 def news_archive() -> pathlib.Path:
+  """The real 20news-bydate archive (``find_news_archive``)."""
+  return find_news_archive()
+
+
+def find_news_archive() -> pathlib.Path:
   """The real 20news-bydate archive: $RNNBENCH_20NEWS_ARCHIVE, else ../shared/data.
 
   Without it the test is skipped (a fresh clone), except under CI (``CI=true``), where a

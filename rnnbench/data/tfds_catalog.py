@@ -100,7 +100,7 @@ def _builder(tfds: Any, name: str, cfg: Any) -> Any:
     hint = "".join(f" {line.strip()}" for line in lines[1:] if "Did you mean" in line)
     raise DataError(f"tensorflow-datasets has no dataset {name!r}: {lines[0] if lines else e}"
                     f"{hint} (data.name={PREFIX}{name})") from None
-  if cfg.download and not builder.is_prepared():
+  if cfg.download and not _is_prepared(builder):
     _check_online(name, builder)
     try:
       builder.download_and_prepare()
@@ -116,6 +116,14 @@ def _builder(tfds: Any, name: str, cfg: Any) -> Any:
 # Resolved before a download: when none resolves (offline) tfds would retry for minutes.
 _PROBE_HOSTS = ("storage.googleapis.com",)
 _PROXY_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _is_prepared(builder: Any) -> bool:
+  """Whether the builder's files are there (``is_prepared`` without its warning line)."""
+  try:
+    return (builder.data_path / "dataset_info.json").exists()
+  except Exception:  # pylint: disable=broad-exception-caught
+    return builder.is_prepared()
 
 
 def _check_online(name: str, builder: Any) -> None:
@@ -141,7 +149,7 @@ def _check_online(name: str, builder: Any) -> None:
 def _how_to_get(name: str) -> str:
   return (f"Prepare it where there is network access (python -c \"import tensorflow_datasets "
           f"as tfds; tfds.builder('{name}', data_dir='DIR').download_and_prepare()\"), then "
-          f"set data.tfds.data_dir (or $TFDS_DATA_DIR) to that DIR here")
+          f"pass --config.data.tfds.data_dir=DIR (or set $TFDS_DATA_DIR) here")
 
 
 def _read_split(tfds: Any, builder: Any, name: str, field: str,
