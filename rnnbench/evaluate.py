@@ -70,10 +70,10 @@ def _cli() -> None:
         "--config.data.archive, data_home, tfds.data_dir, tfds.download, files.train/test/val.",
         lock_config=True)
   except cli.OVERRIDE_ERRORS as e:
-    sys.exit(f"{sys.argv[0]}: bad --config override: {cli.override_error(e)} (evaluate takes "
-             "only where the data is: --config.data.archive, --config.data.data_home, "
-             "--config.data.tfds.data_dir, --config.data.tfds.download, "
-             "--config.data.files.train/test/val; the rest comes from the workdir)")
+    fields = ", ".join(f"--config.{f}" for f in runs.LOCATION_FIELDS)
+    sys.exit(f"{sys.argv[0]}: bad --config override ({cli.override_error(e)}): evaluate's "
+             f"--config.* flags set only where the data is ({fields}); the model and "
+             "preprocessing come from the workdir")
   flags.mark_flags_as_required(["workdir"])
   app.run(lambda argv: main(argv, locations.value), flags_parser=cli.parse_flags)
 

@@ -5,7 +5,6 @@
 """
 
 import json
-import pathlib
 import sys
 
 from absl import app
@@ -22,32 +21,17 @@ _TOP_K = flags.DEFINE_integer("top_k", 3, "How many classes to print per text.")
 _JSON = flags.DEFINE_bool("json", False, "Print one JSON object per text instead.")
 
 
-def read_input(path: str) -> list[str]:
-  """The lines of ``--input``; a one-line error if it is missing, a folder or not UTF-8."""
-  file = pathlib.Path(path)
-  if not file.exists():
-    sys.exit(f"error: --input={path}: no such file; give a text file with one text per line")
-  if not file.is_file():
-    sys.exit(f"error: --input={path}: not a file; give a text file with one text per line")
-  try:
-    return file.read_bytes().decode("utf-8").splitlines()
-  except UnicodeDecodeError as e:
-    sys.exit(f"error: --input={path}: not UTF-8 text (byte {e.start}); save it as UTF-8")
-  except OSError as e:
-    sys.exit(f"error: --input={path}: cannot read it: {e.strerror or e}")
-
-
 def main(argv):
   logging.set_verbosity(logging.WARNING)
   if _TOP_K.value < 1:
     sys.exit(f"error: --top_k={_TOP_K.value}: must be >= 1 (the classes shown per text); "
              "pass e.g. --top_k=3")
   texts = list(argv[1:])
-  if _INPUT.value:
-    texts += read_input(_INPUT.value)
-  if not texts:
-    raise app.UsageError("give texts as arguments or --input=FILE")
   try:
+    if _INPUT.value:
+      texts += runs.read_texts(_INPUT.value, "--input")
+    if not texts:
+      raise app.UsageError("give texts as arguments or --input=FILE")
     run = runs.load_run(_WORKDIR.value)
   except (runs.RunError, checkpoint.CheckpointError) as e:
     sys.exit(f"error: {e}")

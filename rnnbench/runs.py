@@ -207,6 +207,22 @@ def _params_from_checkpoint(workdir: pathlib.Path, config, num_classes: int) -> 
   return jax.device_get(state.params)
 
 
+def read_texts(path: str | pathlib.Path, flag: str = "--input") -> list[str]:
+  """The lines of a UTF-8 text file; a one-line RunError if it is missing, a folder or not UTF-8."""
+  file = pathlib.Path(path)
+  what = "give a UTF-8 text file with one text per line"
+  if not file.exists():
+    raise RunError(f"{flag}={path}: no such file; {what}")
+  if not file.is_file():
+    raise RunError(f"{flag}={path}: not a file; {what}")
+  try:
+    return file.read_bytes().decode("utf-8").splitlines()
+  except UnicodeDecodeError as e:
+    raise RunError(f"{flag}={path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+  except OSError as e:
+    raise RunError(f"{flag}={path}: cannot read it: {e.strerror or e}") from None
+
+
 def top_k(probabilities: np.ndarray, label_names: Sequence[str], k: int) -> list[list[tuple]]:
   order = np.argsort(-probabilities, axis=-1, kind="stable")[:, :k]
   return [[(label_names[j], float(p[j])) for j in row] for p, row in zip(probabilities, order)]
