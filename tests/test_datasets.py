@@ -14,7 +14,7 @@ import sklearn.datasets
 
 from configs import default as default_config
 from rnnbench import data
-from rnnbench.data import base, newsgroups
+from rnnbench.data import base, newsgroups, tfds_catalog
 
 
 def files_config(name, train, test="", val="", **files):
@@ -320,7 +320,8 @@ def test_tfds_errors(imdb_dir, tfds, tmp_path):
   assert "data.tfds.data_dir" in absent
 
   offline = ConnectionError("Failed to resolve 'ai.stanford.edu'")
-  with mock.patch.object(tfds.download.DownloadManager, "download", side_effect=offline):
+  with mock.patch.object(tfds.download.DownloadManager, "download", side_effect=offline), \
+      mock.patch.object(tfds_catalog, "_check_online"):  # the download is mocked: no probe
     failed = message(tfds_config("tfds:imdb_reviews", tmp_path))
   assert "could not download" in failed and "ConnectionError" in failed
   assert "ai.stanford.edu" in failed and "data.tfds.data_dir" in failed
@@ -332,7 +333,8 @@ def test_tfds_errors(imdb_dir, tfds, tmp_path):
 ])
 def test_tfds_mock_catalog(tfds, tmp_path, name, text_key, classes):
   config = tfds_config(f"tfds:{name}", tmp_path, text_key=text_key)
-  with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
+  with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE), \
+      mock.patch.object(tfds_catalog, "_check_online"):  # no download: no network probe
     got = data.load(config)
     want = tfds.builder(name).info.features["label"].names
   assert got.label_names == want == (classes or want)
