@@ -26,6 +26,7 @@ class Rule:
   choices: Sequence[Any] | Callable[[], Sequence[Any]] | None = None
   example: Any = None
   also: Sequence[Any] = ()        # other accepted values (e.g. model.unroll 'auto')
+  noun: str = ""                  # choices from a registry: "unknown <noun> ...; registered"
 
   def options(self) -> Sequence[Any] | None:
     return self.choices() if callable(self.choices) else self.choices
@@ -88,7 +89,7 @@ RULES: dict[str, Rule] = {
     "data.files.label_column": Rule("str", example="label"),
     "data.files.delimiter": Rule("str", example=","),
     "data.files.encoding": Rule("str", example="utf-8"),
-    "model.cell": Rule("str", choices=_cells, example="lstm"),
+    "model.cell": Rule("str", choices=_cells, example="lstm", noun="cell"),
     "model.embed_dim": _int(1, example=128),
     "model.hidden_size": _int(1, example=50),
     "model.dense_size": _int(1, example=50),
@@ -155,6 +156,9 @@ def _problem(rule: Rule, value: Any) -> str | None:
       return "must be a string"
     options = rule.options()
     if options is not None and value not in options:
+      if rule.noun:
+        return (f": unknown {rule.noun} {value!r}; registered {rule.noun}s: "
+                f"{', '.join(options)}")
       return f"must be one of {', '.join(map(repr, options))}"
     return None
   if isinstance(value, bool) or not isinstance(value, (int, float) if rule.kind == "float"
@@ -207,7 +211,8 @@ def validate(config: Any, where: str = "", fix: str | None = None) -> None:
       continue
     problem = _problem(rule, value)
     if problem:
-      raise ConfigError(f"{where}config.{field}={value!r} {problem}; "
+      sep = "" if problem.startswith(":") else " "
+      raise ConfigError(f"{where}config.{field}={value!r}{sep}{problem}; "
                         f"{fix or 'pass e.g. ' + _fix(field, rule)}")
   _check_together(config, where, fix)
 
