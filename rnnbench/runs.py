@@ -199,11 +199,23 @@ def load_run(workdir: str | pathlib.Path) -> TrainedRun:
 
 def _params_from_checkpoint(workdir: pathlib.Path, config, num_classes: int) -> dict:
   from rnnbench import train  # pylint: disable=g-import-not-at-top
+  missing = RunError(f"{workdir} has neither params.msgpack nor a checkpoint to read; "
+                     f"{_HOW_TO_TRAIN}")
+  if not (workdir / "checkpoints").is_dir():  # (the Checkpointer would create the folder)
+    raise missing
   ckpt = checkpoint.Checkpointer(workdir / "checkpoints")
-  if ckpt.latest_step() is None:
-    raise RunError(f"{workdir} has neither params.msgpack nor a checkpoint to read")
-  state = train.create_train_state(config, num_classes, jax.random.PRNGKey(0))
-  state, _ = ckpt.restore(state, checkpoint.fingerprint(config))
+  try:
+    if ckpt.latest_step() is None:
+      raise missing
+    state = train.create_train_state(config, num_classes, jax.random.PRNGKey(0))
+    state, _ = ckpt.restore(state, checkpoint.fingerprint(config))
+  except checkpoint.CheckpointError as e:
+    # Its fix names run.py's flags; here the one line says what is wrong with the workdir.
+    reason = str(e).splitlines()[0].split("; delete it")[0].rstrip(":")
+    raise RunError(f"{workdir} has no params.msgpack and its checkpoint cannot be used "
+                   f"({reason}); {_RETRAIN}") from None
+  finally:
+    ckpt.close()
   return jax.device_get(state.params)
 
 

@@ -325,6 +325,21 @@ def test_damaged_artefact_is_one_line_naming_the_file(trained, tmp_path, name, c
   assert match in str(e.value)
 
 
+def test_checkpoint_problems_are_one_line_without_run_py_flags(trained, tmp_path):
+  copy = tmp_path / "copy"
+  shutil.copytree(trained[0], copy)
+  (copy / "params.msgpack").unlink()
+  (copy / "config.json").write_bytes(_edit_config(copy, **{"train.learning_rate": 0.5}))
+  with pytest.raises(runs.RunError) as e:
+    runs.load_run(copy)  # the checkpoint's fingerprint differs from the edited config
+  assert "\n" not in str(e.value) and "checkpoint cannot be used" in str(e.value)
+  assert "--config" not in str(e.value)
+  shutil.rmtree(copy / "checkpoints")
+  with pytest.raises(runs.RunError, match="neither params.msgpack nor a checkpoint"):
+    runs.load_run(copy)
+  assert not (copy / "checkpoints").exists()  # reading a workdir writes nothing into it
+
+
 def test_workdir_missing_or_a_file(tmp_path):
   with pytest.raises(runs.RunError, match="does not exist"):
     runs.load_run(tmp_path / "gone")
