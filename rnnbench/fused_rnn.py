@@ -48,6 +48,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from rnnbench.scan import resolve_unroll
+
 Activation = Callable[[jax.Array], jax.Array]
 
 
@@ -105,13 +107,6 @@ def _zeros(xw: jax.Array, features: int) -> jax.Array:
   return jnp.zeros(xw.shape[1:-1] + (features,), xw.dtype)
 
 
-def check_unroll(unroll: int) -> int:
-  """``unroll`` as a positive int, else a ``ValueError``."""
-  if int(unroll) != unroll or unroll < 1:
-    raise ValueError(f"unroll must be a positive int, got {unroll!r}")
-  return int(unroll)
-
-
 # ----------------------------------------------------------------------------------------
 # LSTM: z = (xw_t + b) + h U (gates i, f, c, o); c = f c + i tanh(z_c); h = o tanh(c).
 
@@ -140,11 +135,11 @@ def lstm(gate: Activation, xw: jax.Array, b: jax.Array, u: jax.Array,
   ``xw`` (T, B, 4H) is the input projection ``x W`` (no bias), ``b`` (4H,) the bias, ``u``
   (H, 4H) the recurrent kernel; gate order i, f, c, o (Keras').
   """
-  return _lstm_forward(gate, xw, b, u, check_unroll(unroll), save=False)
+  return _lstm_forward(gate, xw, b, u, resolve_unroll(unroll), save=False)
 
 
 def _lstm_fwd(gate, xw, b, u, unroll):
-  hs, zs, h_prev, c_prev = _lstm_forward(gate, xw, b, u, check_unroll(unroll), save=True)
+  hs, zs, h_prev, c_prev = _lstm_forward(gate, xw, b, u, resolve_unroll(unroll), save=True)
   return hs, (zs, h_prev, c_prev, u)
 
 
@@ -206,11 +201,11 @@ def gru(gate: Activation, xw: jax.Array, b: jax.Array, u: jax.Array,
 
   ``xw`` (T, B, 3H) is ``x W`` (no bias), ``b`` (3H,), ``u`` (H, 3H); gate order z, r, h.
   """
-  return _gru_forward(gate, xw, b, u, check_unroll(unroll), save=False)
+  return _gru_forward(gate, xw, b, u, resolve_unroll(unroll), save=False)
 
 
 def _gru_fwd(gate, xw, b, u, unroll):
-  hs, s_zr, s_h, h_prev = _gru_forward(gate, xw, b, u, check_unroll(unroll), save=True)
+  hs, s_zr, s_h, h_prev = _gru_forward(gate, xw, b, u, resolve_unroll(unroll), save=True)
   return hs, (s_zr, s_h, h_prev, u)
 
 
@@ -275,11 +270,11 @@ def gru_reset_after(gate: Activation, xw: jax.Array, b: jax.Array, u: jax.Array,
   ``xw`` (T, B, 3H) is ``x W`` (no bias), ``b`` (3H,) the input bias, ``u`` (H, 3H),
   ``recurrent_bias`` (3H,).
   """
-  return _gru_after_forward(gate, xw, b, u, recurrent_bias, check_unroll(unroll), save=False)
+  return _gru_after_forward(gate, xw, b, u, recurrent_bias, resolve_unroll(unroll), save=False)
 
 
 def _gru_after_fwd(gate, xw, b, u, recurrent_bias, unroll):
-  hs, a, h_prev = _gru_after_forward(gate, xw, b, u, recurrent_bias, check_unroll(unroll),
+  hs, a, h_prev = _gru_after_forward(gate, xw, b, u, recurrent_bias, resolve_unroll(unroll),
                                      save=True)
   return hs, (xw, b, a, h_prev, u)
 

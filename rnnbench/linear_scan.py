@@ -1,10 +1,9 @@
 """Linear recurrences ``h_t = a_t * h_{t-1} + b_t`` over the time axis, two ways.
 
-Arrays are batch-major, ``(batch, time, ...)``, with time on axis 1, like the cells'
+Arrays are batch-major, ``(B, T, ...)``, with time on axis 1, like the cells'
 inputs and outputs. ``h0`` is the state before the first step (zeros when omitted).
 
-* ``sequential``: one step at a time, with Flax's ``nn.scan`` (``rnnbench.scan.run``);
-  O(T) depth.
+* ``sequential``: one step at a time, with ``jax.lax.scan``; O(T) depth.
 * ``parallel``: ``jax.lax.associative_scan`` over time; O(log T) depth, about twice
   the sequential form's work.
   The pairs ``(a, b)`` compose as ``(a1, b1) . (a2, b2) = (a1 a2, a2 b1 + b2)``.
@@ -20,23 +19,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import flax.linen as nn
 
 from rnnbench import scan as scan_lib
-
-SCAN_MODES = ("sequential", "parallel")
-
-
-def check_scan_mode(cell_name: str, scan: str, supports_parallel: bool) -> None:
-  """Raises a clear ``ValueError`` for an unknown mode, or 'parallel' on a sequential cell."""
-  if scan not in SCAN_MODES:
-    raise ValueError(
-        f"config.model.scan={scan!r} is not a scan mode; use one of {SCAN_MODES}")
-  if scan == "parallel" and not supports_parallel:
-    raise ValueError(
-        f"cell {cell_name!r} has a nonlinear recurrence and runs only with "
-        "config.model.scan='sequential'; 'parallel' (jax.lax.associative_scan) needs a "
-        "recurrence that is linear in the state, e.g. mingru, minlstm, lru, qrnn")
+# The README's example cell still calls it here; its one definition is rnnbench.scan's.
+from rnnbench.scan import check_scan_mode  # noqa: F401
 
 
 def _linear_step(h: jax.Array, ab: tuple[jax.Array, jax.Array]):
@@ -45,23 +31,18 @@ def _linear_step(h: jax.Array, ab: tuple[jax.Array, jax.Array]):
   return h, h
 
 
-class _SequentialScan(nn.Module):
-  """Hosts ``scan.run`` (Flax's ``nn.scan``) for the param-free linear step."""
-  unroll: int = 1
-
-  @nn.compact
-  def __call__(self, a: jax.Array, b: jax.Array, h0: jax.Array) -> jax.Array:
-    _, h = scan_lib.run(self, _linear_step, h0, (a, b), unroll=self.unroll)
-    return h
-
-
 def sequential_scan(a: jax.Array, b: jax.Array, h0: jax.Array | None = None,
                     unroll: int = 1) -> jax.Array:
-  """Every ``h_t`` of ``h_t = a_t * h_{t-1} + b_t``, one step at a time (``nn.scan``)."""
+  """Every ``h_t`` of ``h_t = a_t * h_{t-1} + b_t``, one step at a time (``lax.scan``).
+
+  ``a``: (B, T, ...) or broadcastable to ``b``; ``b``: (B, T, ...); ``h0``: (B, ...).
+  """
   dtype = jnp.result_type(a, b)
   a, b = jnp.broadcast_to(a, b.shape), b.astype(dtype)
   h0 = jnp.zeros(b[:, 0].shape, dtype) if h0 is None else jnp.asarray(h0, dtype)
-  return _SequentialScan(unroll=unroll, parent=None).apply({}, a, b, h0)
+  xs = (scan_lib.time_major(a), scan_lib.time_major(b))
+  _, h = jax.lax.scan(_linear_step, h0, xs, unroll=int(unroll))
+  return scan_lib.batch_major(h)
 
 
 def _combine(left, right):
@@ -106,7 +87,7 @@ def linear_scan(a: jax.Array, b: jax.Array, h0: jax.Array | None = None,
     return sequential_scan(a, b, h0, unroll=unroll)
   if mode == "parallel":
     return parallel_scan(a, b, h0)
-  raise ValueError(f"scan mode {mode!r} is not one of {SCAN_MODES}")
+  raise ValueError(f"scan mode {mode!r} is not one of {scan_lib.SCAN_MODES}")
 
 
 # The minGRU/minLSTM helpers of Feng et al. 2024: g keeps the candidate state positive, so

@@ -43,17 +43,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnnbench import cells
+from rnnbench import scan as scan_lib
 
 POOLINGS = ("max", "mean", "last")
-
-
-def uniform(minval: float, maxval: float) -> nn.initializers.Initializer:
-  """Keras' RandomUniform(minval, maxval)."""
-
-  def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
-    return jax.random.uniform(key, shape, dtype, minval, maxval)
-
-  return init
 
 
 def check_options(num_layers: int, pooling: str) -> None:
@@ -77,7 +69,7 @@ class Embedding(nn.Module):
 
   @nn.compact
   def __call__(self, tokens: jax.Array) -> jax.Array:
-    table = self.param("embeddings", uniform(-0.05, 0.05),
+    table = self.param("embeddings", scan_lib.uniform(-0.05, 0.05),
                        (self.num_embeddings, self.features))
     return jnp.take(table, tokens, axis=0)
 

@@ -1,16 +1,15 @@
-"""Sequence-scan helpers for recurrent cells, kept apart from the cell math.
+"""What the recurrent cells share, kept apart from the cell math: the time scan, the checks
+of their options (``impl``, ``scan``, ``unroll``) and their initialisers.
 
-Every helper scans over the TIME axis (axis 1 of batch-major ``(B, T, ...)`` arrays) with
+Shapes follow the legend of ``rnnbench.cells`` (B batch, T time, D input features, H hidden
+units). The scan scans over the TIME axis (axis 1 of batch-major ``(B, T, ...)`` arrays) with
 Flax's lifted ``nn.scan`` (``variable_broadcast='params'``, ``split_rngs={'params': False}``),
-so parameters are created once and shared by every step. Two ways to use it:
+so parameters are created once and shared by every step:
 
 * ``run(module, step_fn, carry, xs, consts=...)``: a pure step function
   ``step_fn(carry, x_t, *consts) -> (carry, y_t)``; params declared by the calling module
   (flat param tree, e.g. ``{'kernel', 'recurrent_kernel', 'bias'}``) are passed in ``consts``
   and fed whole to every step.
-* ``recurrence(step_cls, carry, xs, **fields)``: a step *module*
-  ``step_cls(**fields)(carry, x_t) -> (carry, y_t)`` that declares its own params; they
-  live under the submodule ``name`` (default ``'step'``) of the calling module.
 
 Example (inside an ``@nn.compact`` ``__call__``)::
 
@@ -18,11 +17,13 @@ Example (inside an ``@nn.compact`` ``__call__``)::
     step = lambda h_prev, x_t, u: (jnp.tanh(x_t + h_prev @ u),) * 2
     _, ys = scan.run(self, step, jnp.zeros((b, h)), x @ w, consts=(u,), unroll=self.unroll)
 
-``get_activation`` (from ``rnnbench.activations``) is re-exported here for cells.
-
 LSTM and GRU run their recurrence either here (``impl="nn_scan"``) or in the custom-VJP
 kernels of ``rnnbench.fused_rnn`` (``impl="fused"``), which work time-major: ``time_major``
-and ``batch_major`` convert, ``check_impl`` and ``resolve_unroll`` read the cell options.
+and ``batch_major`` convert. The cells with a linear recurrence run it with
+``rnnbench.linear_scan`` (``scan="sequential"`` or ``"parallel"``). ``check_impl``,
+``check_scan_mode`` and ``resolve_unroll`` read the cell options; ``uniform`` is the
+``U(minval, maxval)`` initialiser (Keras' RandomUniform; PyTorch's ``nn.Linear`` init with
+``-minval = maxval = 1/sqrt(fan_in)``).
 """
 
 from __future__ import annotations
@@ -34,13 +35,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from rnnbench.activations import get_activation, hard_sigmoid  # re-exported for cells
-
-__all__ = ["TIME_AXIS", "IMPLS", "run", "recurrence", "get_activation", "hard_sigmoid",
-           "check_impl", "resolve_unroll", "time_major", "batch_major"]
-
-TIME_AXIS = 1  # inputs and outputs are batch-major: (batch, time, features)
+TIME_AXIS = 1  # inputs and outputs are batch-major: (B, T, ...)
 IMPLS = ("fused", "nn_scan")  # LSTM / GRU recurrence: rnnbench.fused_rnn, or nn.scan here
+SCAN_MODES = ("sequential", "parallel")  # rnnbench.linear_scan: nn.scan, or associative_scan
 # unroll="auto": the scan unroll measured fastest per backend (benchmarks/speed_leads.py);
 # 1 where not measured.
 AUTO_UNROLL = {"cpu": 1}
@@ -78,25 +75,24 @@ def run(module: nn.Module, step_fn: StepFn, carry: Any, xs: Any, *,
   return scanned(module, carry, xs, tuple(consts))
 
 
-def recurrence(step_cls: type[nn.Module], carry: Any, xs: Any, *, unroll: int = 1,
-               reverse: bool = False, name: str | None = "step",
-               **fields: Any) -> tuple[Any, Any]:
-  """Scans the step module ``step_cls(**fields)`` over axis 1 of ``xs``.
-
-  Must be called inside a compact method; the step's params are created once (from the
-  first step's shapes) under the submodule ``name`` and broadcast to every step.
-  ``step_cls.__call__(carry, x_t) -> (carry, y_t)``. Returns ``(final_carry, ys)``.
-  """
-  scanned_cls = nn.scan(step_cls, in_axes=TIME_AXIS, **_scan_kwargs(unroll, reverse))
-  return scanned_cls(name=name, **fields)(carry, xs)
-
-
 def check_impl(cell_name: str, impl: str) -> str:
   """``impl`` if it is one of ``IMPLS``, else a clear ``ValueError``."""
   if impl not in IMPLS:
     raise ValueError(f"config.model.impl={impl!r} is not an implementation of {cell_name!r}; "
                      f"use one of {IMPLS}")
   return impl
+
+
+def check_scan_mode(cell_name: str, scan: str, supports_parallel: bool) -> None:
+  """Raises a clear ``ValueError`` for an unknown mode, or 'parallel' on a sequential cell."""
+  if scan not in SCAN_MODES:
+    raise ValueError(
+        f"config.model.scan={scan!r} is not a scan mode; use one of {SCAN_MODES}")
+  if scan == "parallel" and not supports_parallel:
+    raise ValueError(
+        f"cell {cell_name!r} has a nonlinear recurrence and runs only with "
+        "config.model.scan='sequential'; 'parallel' (jax.lax.associative_scan) needs a "
+        "recurrence that is linear in the state, e.g. mingru, minlstm, lru, qrnn")
 
 
 def resolve_unroll(unroll: int | str) -> int:
@@ -110,6 +106,15 @@ def resolve_unroll(unroll: int | str) -> int:
   if value < 1 or value != unroll:
     raise ValueError(f"config.model.unroll must be a positive int or 'auto', got {unroll!r}")
   return value
+
+
+def uniform(minval: float, maxval: float) -> nn.initializers.Initializer:
+  """``U(minval, maxval)``: Keras' RandomUniform(minval, maxval)."""
+
+  def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+    return jax.random.uniform(key, shape, dtype, minval, maxval)
+
+  return init
 
 
 def time_major(x: jax.Array) -> jax.Array:

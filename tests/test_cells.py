@@ -16,7 +16,9 @@ import re
 import sys
 import types
 from collections.abc import Callable
+from typing import ClassVar
 
+import flax.linen
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -346,6 +348,46 @@ def test_indrnn_init_within_bound():
     pytest.skip("indrnn is not registered")
   u = _built("indrnn", max_length=3).variables["params"]["recurrent_kernel"]
   assert np.all((u >= 0) & (u <= 2.0 ** (1 / 3)))
+
+
+# --------------------------------------------------------------------------- registry guard
+
+
+def test_register_refuses_classifier_option_fields():
+  """A cell field named like a classifier option would silently get its value: refused."""
+  with pytest.raises(ValueError, match=r"'clash'.*dropout.*classifier_options"):
+
+    @cells.register("clash")
+    class Clash(flax.linen.Module):  # pylint: disable=unused-variable
+      features: int
+      dropout: float = 0.0  # a recurrent dropout, say
+
+  assert "clash" not in cells.names()
+
+
+def test_register_accepts_declared_classifier_option():
+
+  @cells.register("clash_ok")
+  class ClashOk(flax.linen.Module):
+    features: int
+    dropout: float = 0.0
+    classifier_options: ClassVar[tuple[str, ...]] = ("dropout",)
+
+  try:
+    assert cells.cell_options(ClashOk, default.get_config().model) == {"dropout": 0.5}
+  finally:
+    cells._REGISTRY.pop("clash_ok", None)  # pylint: disable=protected-access
+
+
+def test_classifier_options_cover_the_model_config():
+  """Every config.model field is the classifier's or some registered cell's, never both."""
+  model = default.get_config().model
+  cell_fields = set().union(*(cells._init_fields(cells.get(n)) for n in NAMES))  # pylint: disable=protected-access
+  classifier = set(cells.CLASSIFIER_OPTIONS)
+  assert set(model) <= classifier | cell_fields, set(model) - classifier - cell_fields
+  assert not classifier & cell_fields
+  used = {f.name for f in dataclasses.fields(models.Classifier)} - {"parent", "name", "rnn"}
+  assert used - {"num_words", "num_classes"} <= classifier  # the data's, not config.model's
 
 
 # --------------------------------------------------------------------------- README example

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rnnbench import linear_scan
+from rnnbench import scan
 
 B, T, H = 2, 9, 3
 
@@ -42,7 +43,7 @@ def test_forms_match_numpy(complex_, with_h0):
   dtype = jnp.complex64 if complex_ else jnp.float32
   args = (jnp.asarray(a, dtype), jnp.asarray(b, dtype),
           None if h0 is None else jnp.asarray(h0, dtype))
-  for mode in linear_scan.SCAN_MODES:
+  for mode in scan.SCAN_MODES:
     got = jax.jit(linear_scan.linear_scan, static_argnames="mode")(*args, mode=mode)
     assert got.shape == b.shape and got.dtype == dtype
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=mode)
@@ -112,9 +113,9 @@ def test_g_and_log_g():
 
 
 def test_check_scan_mode():
-  linear_scan.check_scan_mode("mingru", "parallel", True)
-  linear_scan.check_scan_mode("indrnn", "sequential", False)
+  scan.check_scan_mode("mingru", "parallel", True)
+  scan.check_scan_mode("indrnn", "sequential", False)
   with pytest.raises(ValueError, match=r"'indrnn'.*sequential"):
-    linear_scan.check_scan_mode("indrnn", "parallel", False)
+    scan.check_scan_mode("indrnn", "parallel", False)
   with pytest.raises(ValueError, match="not a scan mode"):
-    linear_scan.check_scan_mode("mingru", "paralel", True)
+    scan.check_scan_mode("mingru", "paralel", True)

@@ -1,8 +1,8 @@
-"""Keras' GRU: kernel (in, 3u), recurrent_kernel (u, 3u); gate order z, r, h.
+"""Keras' GRU: kernel (D, 3H), recurrent_kernel (H, 3H); gate order z, r, h.
 
-reset_after=False (Keras 2.2's default, the notebook's): bias (3u,),
+reset_after=False (Keras 2.2's default, the notebook's): bias (3H,),
   h~ = tanh(x W_h + b_h + (r * h) U_h).
-reset_after=True (Keras >= 2.3, cuDNN): bias (2, 3u) = [input bias, recurrent bias],
+reset_after=True (Keras >= 2.3, cuDNN): bias (2, 3H) = [input bias, recurrent bias],
   h~ = tanh(x W_h + b_in_h + r * (h U_h + b_rec_h)).
 Both: h_t = z * h_{t-1} + (1 - z) * h~.
 """
@@ -15,8 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rnnbench import activations
 from rnnbench import fused_rnn
-from rnnbench import linear_scan
 from rnnbench import scan as scan_lib
 from rnnbench.cells import register
 
@@ -42,14 +42,14 @@ class GRU(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    """(B, T, D) -> hidden states for every step, (B, T, features)."""
-    linear_scan.check_scan_mode("gru", self.scan, self.supports_parallel)
+    """(B, T, D) -> hidden states for every step, (B, T, H)."""
+    scan_lib.check_scan_mode("gru", self.scan, self.supports_parallel)
     u = self.features
     kernel = self.param("kernel", nn.initializers.glorot_uniform(), (x.shape[-1], 3 * u))
     recurrent_kernel = self.param("recurrent_kernel", nn.initializers.orthogonal(), (u, 3 * u))
     bias_shape = (2, 3 * u) if self.reset_after else (3 * u,)
     bias = self.param("bias", nn.initializers.zeros_init(), bias_shape)
-    gate = scan_lib.get_activation(self.recurrent_activation)
+    gate = activations.get_activation(self.recurrent_activation)
     unroll = scan_lib.resolve_unroll(self.unroll)
     if scan_lib.check_impl("gru", self.impl) == "fused":
       xw = scan_lib.time_major(x) @ kernel  # the biases are added inside the kernel's loop

@@ -15,7 +15,7 @@ Initialisation: ``u ~ U(0, 1)`` (the paper's default for the recurrent weights);
 ``max_length = T > 0`` the paper's bound for relu against exploding gradients applies:
 ``u`` is drawn from ``U(0, 2^(1/T))`` and clipped to ``|u| <= 2^(1/T)`` in the forward
 pass (the paper clips the weight after each update instead; the effect is the same bound).
-Params: ``kernel (in, features)``, ``recurrent_kernel (features,)``, ``bias (features,)``.
+Params: ``kernel (D, H)``, ``recurrent_kernel (H,)``, ``bias (H,)``.
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from rnnbench import linear_scan
 from rnnbench import scan as scan_lib
 from rnnbench.cells import register
 
 
 @register("indrnn")
 class IndRNN(nn.Module):
-  """IndRNN (relu) over a whole sequence: ``(B, T, D) -> (B, T, features)``."""
+  """IndRNN (relu) over a whole sequence: ``(B, T, D) -> (B, T, H)``."""
 
   features: int
   scan: str = "sequential"
@@ -44,7 +43,7 @@ class IndRNN(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    linear_scan.check_scan_mode("indrnn", self.scan, self.supports_parallel)
+    scan_lib.check_scan_mode("indrnn", self.scan, self.supports_parallel)
     bound = 2.0 ** (1.0 / self.max_length) if self.max_length > 0 else None
     kernel = self.param("kernel", nn.initializers.lecun_normal(),
                         (x.shape[-1], self.features))

@@ -33,19 +33,13 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from rnnbench import linear_scan
+from rnnbench import scan as scan_lib
 from rnnbench.cells import register
-
-
-def _normal(stddev: float):
-  def init(key, shape, dtype=jnp.float32):
-    return stddev * jax.random.normal(key, shape, dtype)
-
-  return init
 
 
 @register("lru")
 class LRU(nn.Module):
-  """LRU over a whole sequence: ``(B, T, D) -> (B, T, features)``."""
+  """LRU over a whole sequence: ``(B, T, D) -> (B, T, H)``."""
 
   features: int
   scan: str = "sequential"
@@ -66,22 +60,22 @@ class LRU(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    linear_scan.check_scan_mode("lru", self.scan, self.supports_parallel)
+    scan_lib.check_scan_mode("lru", self.scan, self.supports_parallel)
     d_in, n = x.shape[-1], self.state_size or self.features
     nu_log = self.param("nu_log", self._nu_log_init, (n,))
     theta_log = self.param("theta_log", self._theta_log_init, (n,))
     # log sqrt(1 - |lambda|^2), with |lambda|^2 = exp(-2 exp(nu_log)), from nu_log's init.
     gamma_log = self.param(
         "gamma_log", lambda _: 0.5 * jnp.log(-jnp.expm1(-2.0 * jnp.exp(nu_log))))
-    b_re = self.param("B_re", _normal((2 * d_in) ** -0.5), (d_in, n))
-    b_im = self.param("B_im", _normal((2 * d_in) ** -0.5), (d_in, n))
-    c_re = self.param("C_re", _normal(n**-0.5), (n, self.features))
-    c_im = self.param("C_im", _normal(n**-0.5), (n, self.features))
+    b_re = self.param("B_re", nn.initializers.normal((2 * d_in) ** -0.5), (d_in, n))
+    b_im = self.param("B_im", nn.initializers.normal((2 * d_in) ** -0.5), (d_in, n))
+    c_re = self.param("C_re", nn.initializers.normal(n**-0.5), (n, self.features))
+    c_im = self.param("C_im", nn.initializers.normal(n**-0.5), (n, self.features))
     if d_in == self.features:
-      d = self.param("D", _normal(1.0), (self.features,))
+      d = self.param("D", nn.initializers.normal(1.0), (self.features,))
       skip = x * d
     else:
-      d = self.param("D", _normal(d_in**-0.5), (d_in, self.features))
+      d = self.param("D", nn.initializers.normal(d_in**-0.5), (d_in, self.features))
       skip = x @ d
 
     lam = jnp.exp(-jnp.exp(nu_log) + 1j * jnp.exp(theta_log))

@@ -1,4 +1,4 @@
-"""Keras' LSTM: kernel (in, 4u), recurrent_kernel (u, 4u), bias (4u,); gate order i, f, c, o."""
+"""Keras' LSTM: kernel (D, 4H), recurrent_kernel (H, 4H), bias (4H,); gate order i, f, c, o."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rnnbench import activations
 from rnnbench import fused_rnn
-from rnnbench import linear_scan
 from rnnbench import scan as scan_lib
 from rnnbench.cells import register
 
@@ -43,13 +43,13 @@ class LSTM(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    """(B, T, D) -> hidden states for every step, (B, T, features)."""
-    linear_scan.check_scan_mode("lstm", self.scan, self.supports_parallel)
+    """(B, T, D) -> hidden states for every step, (B, T, H)."""
+    scan_lib.check_scan_mode("lstm", self.scan, self.supports_parallel)
     u = self.features
     kernel = self.param("kernel", nn.initializers.glorot_uniform(), (x.shape[-1], 4 * u))
     recurrent_kernel = self.param("recurrent_kernel", nn.initializers.orthogonal(), (u, 4 * u))
     bias = self.param("bias", unit_forget_bias, (4 * u,))
-    gate = scan_lib.get_activation(self.recurrent_activation)
+    gate = activations.get_activation(self.recurrent_activation)
     unroll = scan_lib.resolve_unroll(self.unroll)
     if scan_lib.check_impl("lstm", self.impl) == "fused":
       xw = scan_lib.time_major(x) @ kernel  # the bias is added inside the kernel's loop

@@ -14,7 +14,7 @@ in log space: ``log(1 - z) = -softplus(k_z)``, ``log z = -softplus(-k_z)``,
 ``scan='parallel'`` runs ``jax.lax.associative_scan`` over time; ``'sequential'`` runs
 ``nn.scan``; both give the same ``h``. Initialisation: the paper's models use PyTorch's
 ``nn.Linear`` defaults, ``U(-1/sqrt(in), 1/sqrt(in))`` for kernel and bias, as here.
-Params: ``kernel (in, 2 features)`` and ``bias (2 features,)`` (z then h~), hoisted out
+Params: ``kernel (D, 2H)`` and ``bias (2H,)`` (z then h~), hoisted out
 of the scan.
 """
 
@@ -27,21 +27,13 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from rnnbench import linear_scan
+from rnnbench import scan as scan_lib
 from rnnbench.cells import register
-
-
-def uniform_init(bound: float):
-  """``U(-bound, bound)``: PyTorch's ``nn.Linear`` init with ``bound = 1/sqrt(fan_in)``."""
-
-  def init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-  return init
 
 
 @register("mingru")
 class MinGRU(nn.Module):
-  """minGRU over a whole sequence: ``(B, T, D) -> (B, T, features)``."""
+  """minGRU over a whole sequence: ``(B, T, D) -> (B, T, H)``."""
 
   features: int
   scan: str = "sequential"
@@ -52,8 +44,9 @@ class MinGRU(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    linear_scan.check_scan_mode("mingru", self.scan, self.supports_parallel)
-    init = uniform_init(x.shape[-1] ** -0.5)
+    scan_lib.check_scan_mode("mingru", self.scan, self.supports_parallel)
+    bound = x.shape[-1] ** -0.5  # PyTorch's nn.Linear init
+    init = scan_lib.uniform(-bound, bound)
     kernel = self.param("kernel", init, (x.shape[-1], 2 * self.features))
     bias = self.param("bias", init, (2 * self.features,))
     k = x @ kernel + bias  # the input projection for every step at once

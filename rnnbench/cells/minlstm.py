@@ -27,13 +27,13 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from rnnbench import linear_scan
+from rnnbench import scan as scan_lib
 from rnnbench.cells import register
-from rnnbench.cells.mingru import uniform_init
 
 
 @register("minlstm")
 class MinLSTM(nn.Module):
-  """minLSTM over a whole sequence: ``(B, T, D) -> (B, T, features)``."""
+  """minLSTM over a whole sequence: ``(B, T, D) -> (B, T, H)``."""
 
   features: int
   scan: str = "sequential"
@@ -44,8 +44,9 @@ class MinLSTM(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    linear_scan.check_scan_mode("minlstm", self.scan, self.supports_parallel)
-    init = uniform_init(x.shape[-1] ** -0.5)
+    scan_lib.check_scan_mode("minlstm", self.scan, self.supports_parallel)
+    bound = x.shape[-1] ** -0.5  # PyTorch's nn.Linear init
+    init = scan_lib.uniform(-bound, bound)
     kernel = self.param("kernel", init, (x.shape[-1], 3 * self.features))
     bias = self.param("bias", init, (3 * self.features,))
     k = x @ kernel + bias  # the input projection for every step at once

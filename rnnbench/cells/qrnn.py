@@ -27,13 +27,13 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from rnnbench import linear_scan
+from rnnbench import scan as scan_lib
 from rnnbench.cells import register
-from rnnbench.cells.mingru import uniform_init
 
 
 @register("qrnn")
 class QRNN(nn.Module):
-  """QRNN (fo-pooling) over a whole sequence: ``(B, T, D) -> (B, T, features)``."""
+  """QRNN (fo-pooling) over a whole sequence: ``(B, T, D) -> (B, T, H)``."""
 
   features: int
   scan: str = "sequential"
@@ -44,11 +44,12 @@ class QRNN(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    linear_scan.check_scan_mode("qrnn", self.scan, self.supports_parallel)
+    scan_lib.check_scan_mode("qrnn", self.scan, self.supports_parallel)
     t = x.shape[1]
     padded = jnp.pad(x, ((0, 0), (self.window - 1, 0), (0, 0)))
     windows = jnp.concatenate([padded[:, k:k + t] for k in range(self.window)], axis=-1)
-    init = uniform_init(windows.shape[-1] ** -0.5)
+    bound = windows.shape[-1] ** -0.5  # PyTorch's nn.Linear init
+    init = scan_lib.uniform(-bound, bound)
     kernel = self.param("kernel", init, (windows.shape[-1], 3 * self.features))
     bias = self.param("bias", init, (3 * self.features,))
     gates = windows @ kernel + bias  # the convolution, for every step at once
