@@ -28,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "references"))
 import common  # pylint: disable=wrong-import-position
+from rnnbench import runinfo  # pylint: disable=wrong-import-position
 
 ROOT = common.ROOT
 REFERENCES = ROOT / "benchmarks" / "references"
@@ -264,12 +265,12 @@ def main() -> None:
             f"T={shapes.get('data', {}).get('maxlen')} "
             f"E={shapes.get('model', {}).get('embed_dim')} "
             f"H={shapes.get('model', {}).get('hidden_size')}, {args.rounds} rounds x "
-            f"{args.steps} steps (median of the runs' medians); {common.cpu_model()}")
+            f"{args.steps} steps (median of the runs' medians); {runinfo.cpu_model()}")
   print(format_summary(rows, header))
   out = {"schema_version": common.SCHEMA_VERSION, "kind": "side_by_side",
          "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
              timespec="seconds"),
-         "command": list(sys.argv), "environment": common.environment(),
+         "command": list(sys.argv), "environment": runinfo.environment(),
          "load_average": {"start": load_start, "end": load_average()},
          "wall_s": time.perf_counter() - started, "settings": vars(args), "tools": tools,
          "skipped": skipped, "summary": rows, "runs": runs}

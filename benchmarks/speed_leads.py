@@ -54,7 +54,7 @@ import numpy as np
 import optax
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from configs import default  # pylint: disable=wrong-import-position
+from rnnbench.configs import default  # pylint: disable=wrong-import-position
 from rnnbench import activations  # pylint: disable=wrong-import-position
 from rnnbench import optim  # pylint: disable=wrong-import-position
 from rnnbench import train  # pylint: disable=wrong-import-position

@@ -1,9 +1,3 @@
 """The notebook's GRU model: `python run.py --config=configs/gru.py`."""
 
-from configs import default
-
-
-def get_config():
-  config = default.get_config()
-  config.model.cell = "gru"
-  return config
+from rnnbench.configs.gru import get_config  # noqa: F401  (the code is in the package)

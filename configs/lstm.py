@@ -1,9 +1,3 @@
 """The notebook's LSTM model: `python run.py --config=configs/lstm.py`."""
 
-from configs import default
-
-
-def get_config():
-  config = default.get_config()
-  config.model.cell = "lstm"
-  return config
+from rnnbench.configs.lstm import get_config  # noqa: F401  (the code is in the package)

@@ -36,6 +36,8 @@ from typing import Any, NoReturn
 import ml_collections
 import numpy as np
 
+from rnnbench.configs import default
+
 Params = dict[str, Any]  # module -> {param: array}, or module -> direction -> {param: array}
 _ARCHITECTURE = (
     "Embedding (mask_zero optional) -> one or more LSTM|GRU layers of one kind and size, "
@@ -123,21 +125,6 @@ _POOLING = {"GlobalMaxPooling1D": "max", "MaskedGlobalMaxPooling1D": "max",
 
 def _numpy(variable: Any) -> np.ndarray:
   return np.array(getattr(variable, "value", variable), np.float32)
-
-
-def _default_config() -> ml_collections.ConfigDict:
-  try:
-    from configs import default  # pylint: disable=g-import-not-at-top
-    return default.get_config()
-  except ImportError:
-    config = ml_collections.ConfigDict()
-    config.data = ml_collections.ConfigDict({"num_words": 20000, "maxlen": 100})
-    config.model = ml_collections.ConfigDict({
-        "cell": "lstm", "embed_dim": 128, "hidden_size": 50, "dense_size": 50,
-        "dropout": 0.5, "recurrent_activation": "hard_sigmoid", "reset_after": False,
-        "scan": "sequential", "unroll": 1, "num_layers": 1, "bidirectional": False,
-        "mask_padding": False, "pooling": "max"})
-    return config
 
 
 @dataclasses.dataclass
@@ -271,7 +258,7 @@ def from_keras(keras_model: Any, config: ml_collections.ConfigDict | None = None
   register_keras_objects()
   parts = _parts(keras_model)
   _check(parts)
-  config = copy.deepcopy(config) if config is not None else _default_config()
+  config = copy.deepcopy(config) if config is not None else default.get_config()
   config.data.num_words = int(parts.embedding.input_dim)
   shape = getattr(keras_model, "input_shape", None)
   if isinstance(shape, tuple) and len(shape) == 2 and shape[1] is not None:

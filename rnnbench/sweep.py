@@ -40,9 +40,6 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
   file = pathlib.Path(path)
   if not file.is_file():
     raise ValueError(f"no config file at {path}")
-  root = str(file.resolve().parent.parent)
-  if root not in sys.path:
-    sys.path.insert(0, root)  # so `from configs import default` works
   spec = importlib.util.spec_from_file_location(f"_sweep_config_{file.stem}", file)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

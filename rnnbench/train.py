@@ -16,7 +16,6 @@ import json
 import math
 import os
 import pathlib
-import platform
 import shutil
 import signal
 import sys
@@ -25,12 +24,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from flax import serialization
 from flax.training import train_state
 
@@ -39,6 +36,7 @@ from rnnbench import data as data_lib
 from rnnbench import metric_log
 from rnnbench import models
 from rnnbench import optim
+from rnnbench import runinfo
 from rnnbench import sharding
 from rnnbench import tokenizer as tokenizer_lib
 from rnnbench import validation
@@ -283,15 +281,7 @@ def param_counts(params) -> dict[str, int]:
   return {**counts, "total": sum(counts.values())}
 
 
-def environment() -> dict[str, Any]:
-  import sklearn  # pylint: disable=g-import-not-at-top
-  device = jax.devices()[0]
-  return {"jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__,
-          "numpy": np.__version__, "sklearn": sklearn.__version__,
-          "python": platform.python_version(), "backend": jax.default_backend(),
-          "device_kind": device.device_kind, "device_count": jax.device_count(),
-          "process_count": jax.process_count(),
-          "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+environment = runinfo.jax_environment  # summary.json's "environment"
 
 
 class TrainingInterrupted(Exception):

@@ -34,7 +34,7 @@ _ONE = flags.DEFINE_string("one", None, "Internal: run FRAMEWORK:CELL:SEED and p
 
 def run_rnnbench(cell: str, seed: int, epochs: int) -> list[dict]:
   import tempfile  # pylint: disable=g-import-not-at-top
-  from configs import default  # pylint: disable=g-import-not-at-top
+  from rnnbench.configs import default  # pylint: disable=g-import-not-at-top
   from rnnbench import train  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   config.model.cell, config.seed, config.train.num_epochs = cell, seed, epochs
@@ -49,7 +49,7 @@ def run_rnnbench(cell: str, seed: int, epochs: int) -> list[dict]:
 def run_keras(cell: str, seed: int, epochs: int) -> list[dict]:
   os.environ.setdefault("KERAS_BACKEND", "jax")
   import keras  # pylint: disable=g-import-not-at-top
-  from configs import default  # pylint: disable=g-import-not-at-top
+  from rnnbench.configs import default  # pylint: disable=g-import-not-at-top
   from rnnbench import keras_compat, train  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   config.data.validation_split = 0.0  # Keras splits it off itself, below

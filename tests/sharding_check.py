@@ -2,7 +2,7 @@
 
 ``python tests/sharding_check.py OUT_DIR [scaling [COUNTS [STEPS]]]`` trains the tiny synthetic
 model on 1 and on 8 devices, records the shardings the training step takes and returns, and
-(with ``scaling``) runs ``sharding.measure_scaling`` over COUNTS (default ``1,8``) devices for
+(with ``scaling``) runs ``rnnbench.bench.scaling.measure_scaling`` over COUNTS (default ``1,8``) devices for
 STEPS (default 2) steps; it writes ``OUT_DIR/result.json``. XLA_FLAGS must hold
 ``--xla_force_host_platform_device_count=8`` before JAX starts, hence the subprocess.
 A second mode, ``python tests/sharding_check.py OUT_DIR process ID COORDINATOR``, is one of
@@ -22,6 +22,8 @@ from conftest import small_config  # pylint: disable=g-import-not-at-top,wrong-i
 from rnnbench import optim  # pylint: disable=g-import-not-at-top,wrong-import-position
 from rnnbench import sharding  # pylint: disable=g-import-not-at-top,wrong-import-position
 from rnnbench import train  # pylint: disable=g-import-not-at-top,wrong-import-position
+from rnnbench.bench import report  # pylint: disable=g-import-not-at-top,wrong-import-position
+from rnnbench.bench import scaling  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # 180 train examples in 7 batches of 28 (the last of 12): 28 does not divide across 8 devices
 # and is padded to 32; the eval batches of 20 to 24. 304 embedding rows split across 8.
@@ -93,9 +95,9 @@ def main(out: pathlib.Path, mode: str, *args: str) -> None:
   if mode == "scaling":
     counts = [int(n) for n in args[0].split(",")] if args else [1, 8]
     steps = int(args[1]) if len(args) > 1 else 2
-    records = sharding.measure_scaling(config(), counts, steps=steps, warmup=1, num_classes=4)
+    records = scaling.measure_scaling(config(), counts, steps=steps, warmup=1, num_classes=4)
     result["scaling"] = records
-    result["scaling_table"] = sharding.format_scaling(records)
+    result["scaling_table"] = report.format_scaling(records)
   (out / "result.json").write_text(json.dumps(result))
 
 

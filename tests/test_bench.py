@@ -1,4 +1,5 @@
-"""rnnbench.bench on tiny shapes: the report's schema and consistency, failures, compare, CLI.
+"""rnnbench.bench and rnnbench.runinfo on tiny shapes: the report's schema and consistency,
+failures, compare, CLI.
 
 No timing thresholds: only that the figures exist, are positive and agree with each other.
 """
@@ -13,11 +14,14 @@ import jax
 import numpy as np
 import pytest
 
-from configs import default
-from rnnbench import bench
+from rnnbench.configs import default
 from rnnbench import cells
 from rnnbench import models
-from rnnbench import sharding
+from rnnbench import runinfo
+from rnnbench.bench import plots
+from rnnbench.bench import report as report_lib
+from rnnbench.bench import runner
+from rnnbench.bench import scaling
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks" / "references"))
@@ -46,7 +50,7 @@ def tiny_config(cell="lstm"):
 
 
 def tiny_bench(**overrides):
-  b = bench.default_bench_config()
+  b = runner.default_bench_config()
   b.steps, b.warmup, b.num_classes = 3, 1, 3
   b.update(overrides)
   return b
@@ -55,7 +59,7 @@ def tiny_bench(**overrides):
 @pytest.fixture(scope="module")
 def full_report():
   """Every mode of one tiny lstm case, and a case that fails."""
-  return bench.run_cases(tiny_config(), tiny_bench(cells="lstm,no_such_cell"), progress=None)
+  return runner.run_cases(tiny_config(), tiny_bench(cells="lstm,no_such_cell"), progress=None)
 
 
 @pytest.fixture
@@ -66,12 +70,12 @@ def report(full_report):
 
 def test_report_schema(full_report):
   assert TOP_KEYS <= set(full_report)
-  assert full_report["schema_version"] == bench.SCHEMA_VERSION
+  assert full_report["schema_version"] == report_lib.SCHEMA_VERSION
   assert full_report["tool"] == "rnnbench"
   assert ENV_KEYS <= set(full_report["environment"])
-  assert full_report["bench"]["modes"] == list(bench.MODES)
+  assert full_report["bench"]["modes"] == list(runner.MODES)
   assert [(r["cell"], r["mode"]) for r in full_report["results"]] == [
-      (c, m) for c in ("lstm", "no_such_cell") for m in bench.MODES]
+      (c, m) for c in ("lstm", "no_such_cell") for m in runner.MODES]
   assert full_report["scaling"] is None and full_report["seq_len_fits"] == []
   assert full_report["bench"]["devices"] == []
   json.loads(json.dumps(full_report))  # serialisable as is
@@ -85,7 +89,7 @@ def test_failing_case_is_reported_not_raised(full_report):
     if r["cell"] == "no_such_cell":
       assert "unknown cell 'no_such_cell'" in r["error"]
       assert r["step_time_s"] is None and r["sequences_per_s"] is None
-  table = bench.format_table(full_report)
+  table = report_lib.format_table(full_report)
   assert "ERROR" in table and "unknown cell 'no_such_cell'" in table
 
 
@@ -119,39 +123,75 @@ def test_analytic_flops_per_mode(report):
 def test_references_count_the_same_flops(cell):
   config = tiny_config(cell)
   shapes = models.param_shapes(config, num_classes=3)
-  assert bench.analytic_forward_flops(shapes, 2, 5) == common.analytic_forward_flops(config, 3)
+  assert runner.analytic_forward_flops(shapes, 2, 5) == common.analytic_forward_flops(config, 3)
 
 
 def test_references_draw_the_same_batch():
-  x, y, w = bench.synthetic_batch(4, 7, 50, 3, seed=1)
+  x, y, w = runinfo.synthetic_batch(4, 7, 50, 3, seed=1)
   rx, ry = common.synthetic_batch(4, 7, 50, 3, seed=1)
   np.testing.assert_array_equal(x, rx)
   np.testing.assert_array_equal(y, ry)
   assert x.dtype == np.int32 and x.min() >= 1 and x.max() < 50 and y.max() < 3
   np.testing.assert_array_equal(w, np.ones(4, np.float32))
+  # The same stream, as numpy draws it directly.
+  rng = np.random.default_rng(1)
+  np.testing.assert_array_equal(x, rng.integers(1, 50, size=(4, 7)))
+  np.testing.assert_array_equal(y, rng.integers(0, 3, size=(4,)))
+
+
+def test_padded_batch_is_the_batch_then_weight_0_rows():
+  x, y, w = runinfo.synthetic_batch(4, 7, 50, 3, seed=1)
+  px, py, pw = runinfo.synthetic_batch(4, 7, 50, 3, seed=1, padded_size=6)
+  np.testing.assert_array_equal(px[:4], x)
+  np.testing.assert_array_equal(py[:4], y)
+  assert not px[4:].any() and not py[4:].any() and pw.tolist() == [1, 1, 1, 1, 0, 0]
+  with pytest.raises(ValueError, match="padded_size 3 < batch_size 4"):
+    runinfo.synthetic_batch(4, 7, 50, 3, padded_size=3)
+
+
+def test_runinfo_and_the_references_common_import_no_jax():
+  """benchmarks/references/ must not start JAX (or any framework) in a reference process."""
+  code = ("import sys; import rnnbench.runinfo; sys.path.insert(0, 'benchmarks/references'); "
+          "import argparse, common; rnnbench.runinfo.environment(); common.load_config("
+          "argparse.Namespace(config='configs/gru.py', cell='', batch_size=0, seq_len=0, "
+          "hidden_size=0)); "
+          "print(sorted(m for m in ('jax', 'jaxlib', 'flax', 'optax', 'torch', 'tensorflow', "
+          "'keras') if m in sys.modules))")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                        text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.strip() == "[]"
+
+
+def test_environment_fields():
+  env = runinfo.jax_environment()
+  assert ENV_KEYS <= set(env)
+  # summary.json's fields (rnnbench.train.environment) are all there too.
+  assert {"sklearn", "process_count", "cpu", "numpy", "python"} <= set(env)
+  assert set(runinfo.environment(torch="9.9")) == set(runinfo.environment()) | {"torch"}
 
 
 def test_bad_settings_raise():
   with pytest.raises(ValueError, match="bench.modes"):
-    bench.run_cases(tiny_config(), tiny_bench(modes="train,sideways"), progress=None)
+    runner.run_cases(tiny_config(), tiny_bench(modes="train,sideways"), progress=None)
   with pytest.raises(ValueError, match="bench.seq_lens"):
-    bench.run_cases(tiny_config(), tiny_bench(seq_lens="5,x"), progress=None)
+    runner.run_cases(tiny_config(), tiny_bench(seq_lens="5,x"), progress=None)
 
 
 def test_compare(report):
-  rows = bench.compare(report, report)
+  rows = report_lib.compare(report, report)
   assert len(rows) == len(report["results"])
   assert all(r["ratio"] == pytest.approx(1.0) and not r["note"] for r in rows)
   old = {**report, "results": report["results"][1:]}
-  rows = bench.compare(report, old)
+  rows = report_lib.compare(report, old)
   assert rows[0]["ratio"] is None and rows[0]["note"] == "not in old run"
-  assert "not in old run" in bench.format_comparison(rows)
-  assert bench.compare_warnings(report, report) == []
+  assert "not in old run" in report_lib.format_comparison(rows)
+  assert report_lib.compare_warnings(report, report) == []
 
 
 def test_compare_reads_schema_1(report):
-  assert bench.compare_warnings(report, {**report, "schema_version": 1}) == []
-  assert bench.compare_warnings(report, {**report, "schema_version": 0})
+  assert report_lib.compare_warnings(report, {**report, "schema_version": 1}) == []
+  assert report_lib.compare_warnings(report, {**report, "schema_version": 0})
 
 
 def timed(record, median, **overrides):
@@ -165,15 +205,15 @@ def test_seq_len_fits(report):
   (train,) = [r for r in report["results"] if r["mode"] == "train"]
   rows = [timed(train, 0.002 + 1e-4 * t, seq_len=t) for t in (10, 20, 40)]
   rows += [timed(train, 1.0, seq_len=t, batch_size=7) for t in (10, 20)]  # two T: no fit
-  (fit,) = bench.seq_len_fits(rows)
+  (fit,) = report_lib.seq_len_fits(rows)
   assert fit["slope_s"] == pytest.approx(1e-4) and fit["intercept_s"] == pytest.approx(0.002)
   assert fit["r2"] == pytest.approx(1.0) and fit["seq_lens"] == [10, 20, 40]
   assert (fit["cell"], fit["batch_size"], fit["mode"]) == ("lstm", 2, "train")
-  assert "0.1 ms per time step" in bench.format_fits([fit])
+  assert "0.1 ms per time step" in report_lib.format_fits([fit])
 
 
 def scaling_records(counts=(1, 2, 8), weak=False):
-  """Made-up ``bench.run_scaling`` records: the step time halves with each doubling."""
+  """Made-up ``runner.run_scaling`` records: the step time halves with each doubling."""
   rows = []
   for n in counts:
     b = 6 * (n if weak else 1)
@@ -187,55 +227,55 @@ def scaling_records(counts=(1, 2, 8), weak=False):
 def test_compare_scaling(report):
   new = {**report, "results": [], "scaling": scaling_records()}
   old = {**new, "scaling": scaling_records((1, 2))}
-  rows = bench.compare(new, old, "scaling")
+  rows = report_lib.compare(new, old, "scaling")
   assert [(r["num_devices"], r["ratio"], r["note"]) for r in rows] == [
       (1, 1.0, ""), (2, 1.0, ""), (8, None, "not in old run")]
-  assert "devices" in bench.format_comparison(rows, section="scaling")
-  assert bench.compare(new, report, "scaling")[0]["note"] == "not in old run"
-  assert "nothing to match" in bench.compare_warnings(new, report)[0]
+  assert "devices" in report_lib.format_comparison(rows, section="scaling")
+  assert report_lib.compare(new, report, "scaling")[0]["note"] == "not in old run"
+  assert "nothing to match" in report_lib.compare_warnings(new, report)[0]
 
 
 def test_plot(report, tmp_path):
   pytest.importorskip("matplotlib")
   more = [{**r, "batch_size": 3, "seq_len": t} for r in report["results"] for t in (5, 9)]
-  bench.plot({**report, "results": report["results"] + more}, tmp_path / "bench.png")
+  plots.plot({**report, "results": report["results"] + more}, tmp_path / "bench.png")
   assert (tmp_path / "bench.png").stat().st_size > 0
   (train,) = [r for r in report["results"] if r["mode"] == "train"]
   seq = [timed(train, 1e-3 * t, seq_len=t) for t in (10, 20, 40)]  # with a fit line
-  bench.plot({**report, "results": seq}, tmp_path / "seq.png")
+  plots.plot({**report, "results": seq}, tmp_path / "seq.png")
   batch = [timed(train, 1e-3, batch_size=b) for b in (2, 4, 8)]  # the batch panel alone
-  bench.plot({**report, "results": batch}, tmp_path / "batch.png")
+  plots.plot({**report, "results": batch}, tmp_path / "batch.png")
   for weak in (False, True):
-    bench.plot({**report, "results": [], "scaling": scaling_records(weak=weak)},
+    plots.plot({**report, "results": [], "scaling": scaling_records(weak=weak)},
                tmp_path / f"devices_{weak}.png")
   for name in ("seq", "batch", "devices_False", "devices_True"):
     assert (tmp_path / f"{name}.png").stat().st_size > 0
 
 
 def test_parse_devices():
-  assert bench.parse_devices("") == []
-  assert bench.parse_devices("1") == [1]
-  assert bench.parse_devices("all") == sharding.default_device_counts()
+  assert runner.parse_devices("") == []
+  assert runner.parse_devices("1") == [1]
+  assert runner.parse_devices("all") == scaling.default_device_counts()
   with pytest.raises(ValueError, match="bench.devices"):
-    bench.parse_devices(str(jax.device_count() + 1))
+    runner.parse_devices(str(jax.device_count() + 1))
   with pytest.raises(ValueError, match="bench.devices"):
-    bench.parse_devices("1,two")
+    runner.parse_devices("1,two")
 
 
 def test_weak_scaling_in_process():
-  rep = bench.run_cases(tiny_config("gru"), tiny_bench(devices="1", weak_scaling=True, steps=2),
+  rep = runner.run_cases(tiny_config("gru"), tiny_bench(devices="1", weak_scaling=True, steps=2),
                         progress=None)
   assert rep["results"] == [] and rep["bench"]["modes"] == ["train"]
   (r,) = rep["scaling"]
   assert r["status"] == "ok", r["error"]
   assert (r["num_devices"], r["batch_size"], r["weak_scaling"], r["hidden_size"]) == (
       1, 2, True, 4)
-  assert "weak scaling: b=2 per device" in bench.format_scaling_tables(rep)
+  assert "weak scaling: b=2 per device" in report_lib.format_scaling_tables(rep)
 
 
 @pytest.mark.parametrize("cell", cells.names())
 def test_every_registered_cell_runs(cell):
-  rep = bench.run_cases(tiny_config(cell), tiny_bench(steps=2, warmup=0, modes="train"),
+  rep = runner.run_cases(tiny_config(cell), tiny_bench(steps=2, warmup=0, modes="train"),
                         progress=None)
   (r,) = rep["results"]
   assert r["status"] == "ok", r["error"]
@@ -244,7 +284,7 @@ def test_every_registered_cell_runs(cell):
 
 def test_cli(report, tmp_path):
   old = tmp_path / "old.json"
-  bench.write_json(old, report)
+  runinfo.write_json(old, report)
   out = tmp_path / "new.json"
   cmd = [sys.executable, "-m", "rnnbench.bench", "--config=configs/default.py",
          "--config.model.embed_dim=8", "--config.model.dense_size=6",
@@ -257,7 +297,7 @@ def test_cli(report, tmp_path):
   assert "[1/1] lstm b=2 t=5 h=4" in proc.stdout
   assert "comparison with the saved run" in proc.stdout
   new = json.loads(out.read_text())
-  assert new["schema_version"] == bench.SCHEMA_VERSION
+  assert new["schema_version"] == report_lib.SCHEMA_VERSION
   assert new["results"][0]["status"] == "ok"
   (row,) = new["comparison"]["rows"]
   assert row["ratio"] > 0 and row["mode"] == "train"
@@ -277,7 +317,7 @@ def test_cli_devices_on_8_simulated_devices(tmp_path):
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "gru t=5 h=8, strong scaling: b=6 in all" in proc.stdout and "efficiency" in proc.stdout
   rep = json.loads(out.read_text())
-  assert rep["schema_version"] == bench.SCHEMA_VERSION
+  assert rep["schema_version"] == report_lib.SCHEMA_VERSION
   assert rep["environment"]["device_count"] == 8
   assert rep["bench"]["devices"] == [1, 2, 8] and rep["results"] == []
   records = rep["scaling"]
@@ -297,7 +337,7 @@ def test_cli_devices_on_8_simulated_devices(tmp_path):
 
 
 def test_references_share_the_schema_version():
-  assert common.SCHEMA_VERSION == bench.SCHEMA_VERSION
+  assert common.SCHEMA_VERSION == report_lib.SCHEMA_VERSION
 
 
 def test_side_by_side_summary_and_markdown():
@@ -309,7 +349,7 @@ def test_side_by_side_summary_and_markdown():
           for tool, m in (("rnnbench", 0.01), ("torch-eager", 0.03), ("rnnbench", 0.02))]
   rows = side_by_side.summarize(runs, ["rnnbench", "torch-eager"], ["gru"])
   assert [r["ratio_to_rnnbench"] for r in rows] == pytest.approx([1.0, 2.0])
-  out = {"environment": common.environment(), "load_average": {"start": [1, 2, 3], "end": None},
+  out = {"environment": runinfo.environment(), "load_average": {"start": [1, 2, 3], "end": None},
          "created_utc": "now", "wall_s": 60.0, "tools": ["rnnbench", "torch-eager"],
          "skipped": [], "settings": {"json": "x.json"}, "command": ["side_by_side.py"],
          "runs": runs}

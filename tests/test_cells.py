@@ -25,7 +25,7 @@ import numpy as np
 import optax
 import pytest
 
-from configs import default
+from rnnbench.configs import default
 from rnnbench import cells
 from rnnbench import models
 from rnnbench import optim

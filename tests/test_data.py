@@ -17,7 +17,7 @@ from sklearn.datasets import _twenty_newsgroups
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.naive_bayes import MultinomialNB
 
-from configs import default as default_config
+from rnnbench.configs import default as default_config
 from rnnbench import data
 from rnnbench.data import newsgroups, synthetic
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import sklearn.datasets
 
-from configs import default as default_config
+from rnnbench.configs import default as default_config
 from rnnbench import data
 from rnnbench.data import base, newsgroups, tfds_catalog
 

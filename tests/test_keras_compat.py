@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from configs import default
+from rnnbench.configs import default
 from rnnbench import cells
 from rnnbench import keras_compat
 from rnnbench import models

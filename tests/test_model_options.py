@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import default
+from rnnbench.configs import default
 from rnnbench import cells
 from rnnbench import models
 

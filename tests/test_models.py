@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from configs import default
+from rnnbench.configs import default
 from rnnbench import models
 
 

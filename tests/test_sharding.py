@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, small_config
-from configs import default
+from rnnbench.configs import default
 from rnnbench import sharding
+from rnnbench.bench import scaling
 from rnnbench import train
 
 CHECK = ROOT / "tests" / "sharding_check.py"
@@ -141,8 +142,8 @@ def test_batches_pad_to_a_multiple_of_the_devices():
 
 
 def test_padding_helpers():
-  assert sharding.default_device_counts(8) == [1, 2, 4, 8]
-  assert sharding.default_device_counts(6) == [1, 2, 4, 6]
+  assert scaling.default_device_counts(8) == [1, 2, 4, 8]
+  assert scaling.default_device_counts(6) == [1, 2, 4, 6]
   mesh = sharding.make_mesh(1)
   assert [a.shape for a in sharding.put_batch((np.ones((3, 2)), np.ones(3)), mesh)] == [
       (3, 2), (3,)]
@@ -152,4 +153,4 @@ def test_no_distributed_setup_unless_asked():
   assert not sharding.initialize(default.get_config().dist)
   assert not sharding.initialize(None)
   with pytest.raises(ValueError, match="device count 2 is not in"):
-    sharding.measure_scaling(small_config(), [2])
+    scaling.measure_scaling(small_config(), [2])

@@ -73,7 +73,7 @@ def test_interval_matches_t_distribution():
 
 
 def test_overrides_are_checked():
-  from configs import default  # pylint: disable=g-import-not-at-top
+  from rnnbench.configs import default  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   sweep.apply_overrides(config, ["train.num_epochs=3", "model.cell=gru"])
   assert (config.train.num_epochs, config.model.cell) == (3, "gru")

@@ -13,7 +13,7 @@ import pytest
 from flax import serialization
 
 from conftest import small_config
-from configs import default
+from rnnbench.configs import default
 from rnnbench import cells
 from rnnbench import checkpoint
 from rnnbench import optim

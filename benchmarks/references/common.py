@@ -1,7 +1,8 @@
 """What the reference benchmarks share: flags, the synthetic batch, timing, the JSON report.
 
-Framework-free (numpy and ml_collections only), so a reference process imports nothing of
-the other frameworks. The report follows rnnbench.bench's schema (docs/benchmark.md); the
+Framework-free (numpy, ml_collections and ``rnnbench.runinfo``, which imports no JAX), so a
+reference process imports nothing of the other frameworks. The environment, the step-time
+statistics, the batch and the JSON write are ``rnnbench.runinfo``'s, as the benchmark's. The report follows rnnbench.bench's schema (docs/benchmark.md); the
 fields a reference cannot measure (XLA FLOPs and memory, a separate compile time) are null.
 """
 
@@ -10,12 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.util
-import json
-import os
 import pathlib
-import platform
-import resource
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,11 +20,10 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-  sys.path.insert(0, str(ROOT))  # for configs/ and rnnbench.keras_compat
+from rnnbench import runinfo
 
-SCHEMA_VERSION = 2  # rnnbench.bench.SCHEMA_VERSION
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SCHEMA_VERSION = 2  # rnnbench.bench.report.SCHEMA_VERSION (this module must not import JAX)
 
 
 def parse_args(description: str, modes: Sequence[str],
@@ -76,15 +71,14 @@ def load_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
 
 def synthetic_batch(batch_size: int, seq_len: int, num_words: int, num_classes: int,
                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-  """Token ids (B, T) int32 and labels (B,) int32: rnnbench.bench.synthetic_batch's."""
-  rng = np.random.default_rng(seed)
-  x = rng.integers(1, num_words, size=(batch_size, seq_len), dtype=np.int64).astype(np.int32)
-  y = rng.integers(0, num_classes, size=(batch_size,), dtype=np.int64).astype(np.int32)
+  """Token ids (B, T) int32 and labels (B,) int32: the benchmark's batch
+  (``rnnbench.runinfo.synthetic_batch``), without its unit weights."""
+  x, y, _ = runinfo.synthetic_batch(batch_size, seq_len, num_words, num_classes, seed)
   return x, y
 
 
 def analytic_forward_flops(config: ml_collections.ConfigDict, num_classes: int) -> int:
-  """Matmul FLOPs of one forward pass (as rnnbench.bench.analytic_forward_flops counts)."""
+  """Matmul FLOPs of one forward pass (as rnnbench.bench.runner.analytic_forward_flops counts)."""
   m = config.model
   b, t, d, h = config.train.batch_size, config.data.maxlen, m.embed_dim, m.hidden_size
   g = {"lstm": 4, "gru": 3}[m.cell]
@@ -92,17 +86,8 @@ def analytic_forward_flops(config: ml_collections.ConfigDict, num_classes: int) 
                                                         m.dense_size * num_classes)
 
 
-def step_stats(times: Sequence[float]) -> dict[str, float]:
-  t = np.asarray(times, np.float64)
-  return {"median": float(np.median(t)), "p10": float(np.percentile(t, 10)),
-          "p90": float(np.percentile(t, 90)), "mean": float(t.mean()),
-          "min": float(t.min()), "max": float(t.max())}
 
 
-def peak_rss() -> dict[str, Any]:
-  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  return {"bytes": int(rss) * (1 if sys.platform == "darwin" else 1024),
-          "source": "process_peak_rss"}
 
 
 def time_calls(step: Callable[[], Any], steps: int, warmup: int) -> tuple[float, list[float]]:
@@ -120,40 +105,10 @@ def time_calls(step: Callable[[], Any], steps: int, warmup: int) -> tuple[float,
   return first, times
 
 
-def cpu_model() -> str:
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
 
 
-def git_commit() -> dict[str, Any]:
-  def git(*args: str) -> str | None:
-    try:
-      return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                            timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-      return None
-  commit = git("rev-parse", "HEAD")
-  status = git("status", "--porcelain") if commit else None
-  return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
-def environment(**framework: Any) -> dict[str, Any]:
-  """rnnbench.bench.environment()'s fields that do not need JAX, plus ``framework``."""
-  try:
-    affinity = len(os.sched_getaffinity(0))
-  except AttributeError:
-    affinity = os.cpu_count()
-  return {"numpy": np.__version__, "python": platform.python_version(),
-          "platform": platform.platform(), "cpu_model": cpu_model(),
-          "cpu_count": os.cpu_count(), "cpu_affinity": affinity,
-          "env": {k: os.environ.get(k) for k in ("XLA_FLAGS", "JAX_PLATFORMS", "OMP_NUM_THREADS",
-                                                  "CUDA_VISIBLE_DEVICES")},
-          "git": git_commit(), **framework}
 
 
 def record(config: ml_collections.ConfigDict, mode: str, *, first_call_s: float | None = None,
@@ -171,14 +126,14 @@ def record(config: ml_collections.ConfigDict, mode: str, *, first_call_s: float 
          "flops": {"xla": None, "analytic": None}, "flop_per_s": {"xla": None, "analytic": None},
          "peak_memory": None, "xla_memory": None, "params": None, "notes": list(notes)}
   if error is None and times:
-    stats = step_stats(times)
+    stats = runinfo.step_stats(times)
     median = stats["median"]
     flops = float(forward_passes * analytic_forward_flops(config, num_classes))
     row.update(status="ok", steps=steps, warmup=warmup, first_step_s=first_call_s,
                step_time_s=stats, step_times_s=list(times), sequences_per_s=b / median,
                tokens_per_s=b * t / median, flops={"xla": None, "analytic": flops},
                flop_per_s={"xla": None, "analytic": flops / median},
-               peak_memory=dict(peak_memory or peak_rss()), params=dict(params or {}))
+               peak_memory=dict(peak_memory or runinfo.peak_rss()), params=dict(params or {}))
   return row
 
 
@@ -193,9 +148,6 @@ def report(tool: str, config: ml_collections.ConfigDict, args: argparse.Namespac
           "results": list(results), "seq_len_fits": [], "scaling": None}
 
 
-def error_text(e: BaseException) -> str:
-  text = str(e).strip().splitlines()
-  return f"{type(e).__name__}: {text[0] if text else ''}"[:500]
 
 
 def finish(rep: Mapping[str, Any], path: str) -> None:
@@ -215,7 +167,5 @@ def finish(rep: Mapping[str, Any], path: str) -> None:
   for note in sorted({n for r in rep["results"] for n in r["notes"]}):
     print(f"  note: {note}")
   if path:
-    out = pathlib.Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rep, indent=2) + "\n")
+    runinfo.write_json(path, rep)
     print(f"wrote {path}")

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import common  # pylint: disable=wrong-import-position
+import common  # the sibling module: a script's folder is first on sys.path
+from rnnbench import runinfo
 
 MODES = ("train",)
 
@@ -109,9 +108,9 @@ def main() -> None:
         config, "train", first_call_s=first, times=times, num_classes=args.num_classes,
         params=params, peak_memory=peak, notes=notes, steps=args.steps, warmup=args.warmup))
   except Exception as e:  # pylint: disable=broad-except
-    results.append(common.record(config, "train", error=common.error_text(e), notes=notes))
+    results.append(common.record(config, "train", error=runinfo.error_text(e), notes=notes))
   tool = f"keras-{args.backend}"
-  env = common.environment(**_environment(keras, args.backend))
+  env = runinfo.environment(**_environment(keras, args.backend))
   common.finish(common.report(tool, config, args, env, results), args.json)
 
 

@@ -17,15 +17,14 @@ Each result's ``notes`` says which of these apply.
 from __future__ import annotations
 
 import argparse
-import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import common  # pylint: disable=wrong-import-position
+import torch
+from torch import nn
+from torch.nn import functional as F
 
-import torch  # pylint: disable=wrong-import-position,g-import-not-at-top
-from torch import nn  # pylint: disable=wrong-import-position,g-import-not-at-top
-from torch.nn import functional as F  # pylint: disable=wrong-import-position
+import common  # the sibling module: a script's folder is first on sys.path
+from rnnbench import runinfo
 
 MODES = ("train", "forward", "forward_backward", "optimizer")
 KERAS_EPSILON = 1e-7
@@ -92,7 +91,7 @@ def main() -> None:
   loss_fn = keras_crossentropy if config.train.loss == "keras" else F.cross_entropy
   tool = "torch-compile" if args.compile else "torch-eager"
   fused = True
-  env = common.environment(
+  env = runinfo.environment(
       torch=torch.__version__, backend=device.type,
       device_kind=(torch.cuda.get_device_name() if device.type == "cuda" else "cpu"),
       device_count=torch.cuda.device_count() if device.type == "cuda" else 1,
@@ -154,7 +153,7 @@ def main() -> None:
           num_classes=args.num_classes, params=params, peak_memory=peak, notes=notes,
           steps=args.steps, warmup=args.warmup))
     except Exception as e:  # pylint: disable=broad-except
-      results.append(common.record(config, mode, error=common.error_text(e), notes=notes))
+      results.append(common.record(config, mode, error=runinfo.error_text(e), notes=notes))
   common.finish(common.report(tool, config, args, env, results), args.json)
 
 

@@ -1,0 +1,139 @@
+"""What every measured run records, with no JAX: its environment, step-time statistics, the
+synthetic batch it ran on, and its JSON written atomically.
+
+The benchmark (``rnnbench.bench``), training (``summary.json``'s ``environment``) and the
+framework references (``benchmarks/references/``, which must not start JAX) all use it;
+importing this module pulls in numpy and the standard library only (``jax_environment``
+imports JAX when it is called).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import pathlib
+import platform
+import resource
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+# The environment variables that change the compiled code or the devices it runs on.
+ENV_VARS = ("XLA_FLAGS", "JAX_PLATFORMS", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
+
+
+def cpu_model() -> str:
+  """/proc/cpuinfo's first 'model name', else what platform knows."""
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def git_commit(path: str | os.PathLike = pathlib.Path(__file__).parent) -> dict[str, Any]:
+  """The commit of the repository holding ``path``, and whether the tree has changes."""
+  def git(*args: str) -> str | None:
+    try:
+      out = subprocess.run(["git", *args], cwd=path, capture_output=True, text=True,
+                           timeout=10, check=True)
+      return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+      return None
+  commit = git("rev-parse", "HEAD")
+  status = git("status", "--porcelain") if commit else None
+  return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def environment(**framework: Any) -> dict[str, Any]:
+  """Versions, CPU, the flags that change XLA's code and the git commit; plus ``framework``
+  (the versions and devices of whatever ran: ``jax_environment``'s, or a reference's)."""
+  try:
+    affinity = len(os.sched_getaffinity(0))
+  except AttributeError:
+    affinity = os.cpu_count()
+  return {"numpy": np.__version__, "python": platform.python_version(),
+          "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
+          "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "cpu_affinity": affinity,
+          "env": {k: os.environ.get(k) for k in ENV_VARS}, "git": git_commit(), **framework}
+
+
+def jax_environment() -> dict[str, Any]:
+  """``environment()`` with JAX's side: versions, backend, device kind and counts."""
+  import flax  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import jaxlib  # pylint: disable=g-import-not-at-top
+  import optax  # pylint: disable=g-import-not-at-top
+
+  device = jax.devices()[0]
+  return environment(
+      jax=jax.__version__, jaxlib=jaxlib.__version__, flax=flax.__version__,
+      optax=optax.__version__, sklearn=_version("scikit-learn"),
+      backend=jax.default_backend(), device_kind=device.device_kind,
+      device_count=jax.device_count(), process_count=jax.process_count())
+
+
+def _version(distribution: str) -> str | None:
+  try:
+    return importlib.metadata.version(distribution)
+  except importlib.metadata.PackageNotFoundError:
+    return None
+
+
+def step_stats(times: Sequence[float]) -> dict[str, float]:
+  """Median, p10, p90, mean, min and max of step times in seconds."""
+  t = np.asarray(times, np.float64)
+  return {"median": float(np.median(t)), "p10": float(np.percentile(t, 10)),
+          "p90": float(np.percentile(t, 90)), "mean": float(t.mean()),
+          "min": float(t.min()), "max": float(t.max())}
+
+
+def peak_rss() -> dict[str, Any]:
+  """The process's peak resident memory, in bytes."""
+  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return {"bytes": int(rss) * (1 if sys.platform == "darwin" else 1024),
+          "source": "process_peak_rss"}
+
+
+def synthetic_batch(batch_size: int, seq_len: int, num_words: int, num_classes: int,
+                    seed: int = 0, padded_size: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The benchmarks' batch: token ids (P, T) int32 uniform in [1, num_words), labels (P,)
+  int32 uniform in [0, num_classes) and weights (P,) float32, from
+  ``numpy.random.default_rng(seed)``.
+
+  P is ``padded_size`` (default ``batch_size``): rows past ``batch_size`` are zeros of
+  weight 0 (a batch padded to a multiple of the devices).
+  """
+  padded_size = batch_size if padded_size is None else padded_size
+  if padded_size < batch_size:
+    raise ValueError(f"padded_size {padded_size} < batch_size {batch_size}")
+  rng = np.random.default_rng(seed)
+  x = np.zeros((padded_size, seq_len), np.int32)
+  y = np.zeros((padded_size,), np.int32)
+  x[:batch_size] = rng.integers(1, num_words, size=(batch_size, seq_len), dtype=np.int64)
+  y[:batch_size] = rng.integers(0, num_classes, size=(batch_size,), dtype=np.int64)
+  w = (np.arange(padded_size) < batch_size).astype(np.float32)
+  return x, y, w
+
+
+def error_text(e: BaseException) -> str:
+  """``Type: first line of the message``, at most 500 characters: a failed record's error."""
+  text = str(e).strip().splitlines()
+  return f"{type(e).__name__}: {text[0] if text else ''}"[:500]
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+  """``obj`` as indented JSON at ``path``, written to a temporary file then renamed, so a
+  reader never sees half a file; makes the parent folder."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_suffix(path.suffix + ".tmp")
+  tmp.write_text(json.dumps(obj, indent=2) + "\n")
+  os.replace(tmp, path)
