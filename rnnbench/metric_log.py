@@ -8,17 +8,11 @@ event files (``workdir/tensorboard``) are written when ``tensorboardX`` is insta
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-
-def write_text(path: pathlib.Path, text: str) -> None:
-  """Writes ``text`` to ``path`` atomically (a reader sees the old file or the new one)."""
-  tmp = path.with_suffix(path.suffix + ".tmp")
-  tmp.write_text(text)
-  os.replace(tmp, path)
+from rnnbench.runinfo import write_text  # atomic
 
 
 def write_json(path: pathlib.Path, obj: Any) -> None:
@@ -50,10 +44,6 @@ class MetricLog:
         pass
       else:
         self._tb = SummaryWriter(str(workdir / "tensorboard"), purge_step=resume_step or None)
-
-  def say(self, *args: Any) -> None:
-    if self.enabled:
-      print(*args, flush=True)
 
   def step(self, step: int, record: Mapping[str, float]) -> None:
     """A training-progress record (``steps.jsonl`` and the ``train_step/*`` scalars)."""

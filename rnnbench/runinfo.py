@@ -129,11 +129,17 @@ def error_text(e: BaseException) -> str:
   return f"{type(e).__name__}: {text[0] if text else ''}"[:500]
 
 
+def write_text(path: str | os.PathLike, text: str) -> None:
+  """Writes ``text`` to ``path`` atomically (a reader sees the old file or the new one)."""
+  path = pathlib.Path(path)
+  tmp = path.with_suffix(path.suffix + ".tmp")
+  tmp.write_text(text)
+  os.replace(tmp, path)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-  """``obj`` as indented JSON at ``path``, written to a temporary file then renamed, so a
-  reader never sees half a file; makes the parent folder."""
+  """``obj`` as indented JSON at ``path``, atomically (``write_text``); makes the parent
+  folder."""
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix(path.suffix + ".tmp")
-  tmp.write_text(json.dumps(obj, indent=2) + "\n")
-  os.replace(tmp, path)
+  write_text(path, json.dumps(obj, indent=2) + "\n")
