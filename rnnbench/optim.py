@@ -96,3 +96,9 @@ def make_loss(name: str) -> LossFn:
   if name not in _LOSSES:
     raise ValueError(f"unknown loss {name!r}; choose one of {sorted(_LOSSES)}")
   return _LOSSES[name]
+
+
+def batch_loss(losses: jax.Array, weights: jax.Array) -> jax.Array:
+  """The batch's loss: per-example ``losses`` (B,) averaged with ``weights`` (B,), so a
+  batch padded with weight-0 rows has the loss of its real rows (0 for an empty batch)."""
+  return jnp.sum(losses * weights) / jnp.maximum(jnp.sum(weights), 1.0)

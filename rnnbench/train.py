@@ -189,7 +189,7 @@ def _train_step(state: TrainState, batch, metrics, loss_fn):
     logits = state.apply_fn({"params": params}, x, train=True, return_logits=True,
                             rngs={"dropout": dropout_key})
     losses = loss_fn(logits, y)
-    return jnp.sum(losses * w) / jnp.maximum(jnp.sum(w), 1.0), (losses, logits)
+    return optim.batch_loss(losses, w), (losses, logits)
 
   grads, (losses, logits) = jax.grad(loss_of, has_aux=True)(state.params)
   return state.apply_gradients(grads=grads), _accumulate(metrics, losses, logits, y, w, state.step)

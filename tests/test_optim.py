@@ -103,3 +103,9 @@ def test_keras_loss_matches_keras_including_clip():
 def test_make_loss_unknown():
   with pytest.raises(ValueError, match="log_softmax"):
     optim.make_loss("hinge")
+
+
+def test_batch_loss_ignores_weight_0_rows():
+  losses = jnp.array([1.0, 3.0, 100.0])
+  assert float(optim.batch_loss(losses, jnp.array([1.0, 1.0, 0.0]))) == 2.0
+  assert float(optim.batch_loss(losses, jnp.zeros(3))) == 0.0

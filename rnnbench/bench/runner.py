@@ -209,7 +209,7 @@ def _steps_for(mode: str, state: train.TrainState, batch: tuple[jax.Array, ...],
   def loss_of(params, x, y, w, key):
     logits = state.apply_fn({"params": params}, x, train=True, return_logits=True,
                             rngs={"dropout": key})
-    return jnp.sum(loss_fn(logits, y) * w) / jnp.maximum(jnp.sum(w), 1.0)
+    return optim.batch_loss(loss_fn(logits, y), w)  # as train's step
 
   fb_args = (state.params, *batch, state.dropout_key)
   if mode == "train":
