@@ -2,53 +2,93 @@
 
 A checkpoint holds two items: ``state`` (params, optimizer state, step, dropout key, as a
 plain state dict) and ``meta`` (JSON: epoch, batches done in that epoch, the epoch's running
-metric sums, the history so far, and the fingerprint of the config fields that fix the shapes
-and the data). Restoring checks the fingerprint first, so a checkpoint of another cell or other
-sizes is an error naming the mismatch, never silently loaded or overwritten.
+metric sums, the history so far, and the fingerprint of the whole config less
+``RESUME_MAY_DIFFER``, plus a digest of the encoded data). Restoring checks the fingerprint
+first, so a checkpoint of another config or other data is an error naming every differing
+field, never silently loaded or overwritten. A damaged newest checkpoint is set aside and the
+next older intact one restored (docs/runs.md).
 """
 
 from __future__ import annotations
 
 import pathlib
+import re
+import shutil
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 import orbax.checkpoint as ocp
 from flax import serialization
 
-# Config fields that must match for a checkpoint to be resumed.
-FINGERPRINT_FIELDS = {
-    "data": ("name", "num_words", "maxlen", "padding", "truncating", "validation_split",
-             "max_train_docs", "max_test_docs"),
-    "model": None,  # every model field
-    "train": ("batch_size", "optimizer", "loss", "learning_rate"),
-}
+# Config fields that may differ when a run is resumed: how long to train, what to log and print,
+# when to checkpoint, how to evaluate, on how many devices and hosts, and where the data is read
+# from (``data_digest`` guards the data itself). Every other field must match.
+RESUME_MAY_DIFFER = (
+    "train.num_epochs", "train.progress", "train.log_every_steps", "train.tensorboard",
+    "train.test_every_epoch", "train.eval_batch_size", "train.checkpoint_every_steps",
+    "train.keep_checkpoints", "train.overwrite", "train.num_devices", "train.shard_embedding",
+    "dist.*", "data.archive", "data.data_home", "data.tfds.data_dir", "data.tfds.download",
+    "data.files.train", "data.files.test", "data.files.val",
+)
 FORMAT = "rnnbench-checkpoint-v1"
+FINGERPRINT_KEY = "config_fingerprint"  # the whole-config fingerprint (older: "fingerprint")
 
 
 class CheckpointError(RuntimeError):
   """A checkpoint that cannot be read or does not belong to this config."""
 
 
-def fingerprint(config: Mapping[str, Any]) -> dict[str, Any]:
-  """The config fields a resumed run must share with the run that saved the checkpoint."""
-  out = {"seed": config["seed"]}
-  for section, fields in FINGERPRINT_FIELDS.items():
-    values = config[section]
-    for key in (sorted(values.keys()) if fields is None else fields):
-      value = values[key]
-      out[f"{section}.{key}"] = value.to_dict() if hasattr(value, "to_dict") else value
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  out = {}
+  for key, value in tree.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, Mapping) or hasattr(value, "to_dict"):
+      out.update(_flatten(value.to_dict() if hasattr(value, "to_dict") else value, name + "."))
+    else:
+      out[name] = list(value) if isinstance(value, tuple) else value
+  return out
+
+
+def may_differ(field: str) -> bool:
+  """Whether ``field`` (dotted) is in ``RESUME_MAY_DIFFER``."""
+  return any(field == f or (f.endswith(".*") and field.startswith(f[:-1]))
+             for f in RESUME_MAY_DIFFER)
+
+
+def fingerprint(config: Mapping[str, Any], data_digest: str | None = None) -> dict[str, Any]:
+  """Every config field a resumed run must share with the one that saved the checkpoint.
+
+  The whole config, flattened to dotted names, less ``RESUME_MAY_DIFFER``; with
+  ``data_digest`` (``train.data_digest``: a hash of the encoded splits) as ``data.digest``.
+  """
+  out = {k: v for k, v in _flatten(config).items() if not may_differ(k)}
+  if data_digest is not None:
+    out["data.digest"] = data_digest
   return out
 
 
 def mismatches(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+  missing = object()
   keys = sorted(set(saved) | set(current))
-  return [f"{k}: checkpoint has {saved.get(k)!r}, config has {current.get(k)!r}"
-          for k in keys if saved.get(k) != current.get(k)]
+  show = lambda v: "nothing" if v is missing else repr(v)
+  return [f"{k}: checkpoint has {show(saved.get(k, missing))}, config has "
+          f"{show(current.get(k, missing))}"
+          for k in keys if saved.get(k, missing) != current.get(k, missing)]
+
+
+def _short(e: BaseException, limit: int = 160) -> str:
+  """``e`` as one short line: its type and the first line of its message (orbax and
+  tensorstore messages carry kilobytes of JSON spec)."""
+  text = (str(e).strip().splitlines() or [""])[0]
+  text = re.sub(r"\s*\{.*", " {...}", text) if len(text) > limit else text
+  return f"{type(e).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
 
 
 class Checkpointer:
   """Saves and restores training checkpoints under ``directory`` (newest ``max_to_keep``)."""
+
+  FIX = "pass --config.train.overwrite=True to start afresh, or use another --workdir"
 
   def __init__(self, directory: str | pathlib.Path, max_to_keep: int = 3):
     self.directory = pathlib.Path(directory).absolute()
@@ -67,37 +107,93 @@ class Checkpointer:
         meta=ocp.args.JsonSave({"format": FORMAT, **meta})), force=True)
     self._manager.wait_until_finished()
 
-  def restore(self, target: Any, config_fingerprint: Mapping[str, Any],
-              step: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """Restores into the structure of ``target`` (a state); returns ``(state, meta)``.
-
-    Raises CheckpointError if the checkpoint is unreadable or from an incompatible config.
-    """
-    step = self.latest_step() if step is None else step
+  def _read(self, step: int, target: Any) -> tuple[pathlib.Path, dict[str, Any]]:
+    """Where ``step`` is and its meta; CheckpointError (one line) if it cannot be read."""
     where = self.directory / str(step)
-    fix = ("delete it, use another --workdir, or pass --config.train.overwrite=True "
-           "to start afresh")
     try:
       meta = self._manager.restore(step, args=ocp.args.Composite(
           meta=ocp.args.JsonRestore()))["meta"]
     except Exception as e:  # orbax raises many types for missing or corrupt files
-      raise CheckpointError(f"the checkpoint at {where} cannot be read ({type(e).__name__}: "
-                            f"{e}); {fix}") from e
+      raise CheckpointError(f"the checkpoint at {where} cannot be read ({_short(e)})") from e
     if not isinstance(meta, Mapping) or meta.get("format") != FORMAT:
-      raise CheckpointError(f"{where} is not an rnnbench checkpoint; {fix}")
-    diff = mismatches(meta.get("fingerprint", {}), config_fingerprint)
-    if diff:
-      raise CheckpointError(f"the checkpoint at {where} was made with another config:\n  "
-                            + "\n  ".join(diff) + f"\n{fix}")
-    template = serialization.to_state_dict(target)
+      raise CheckpointError(f"{where} is not an rnnbench checkpoint")
+    return where, dict(meta)
+
+  def _state(self, step: int, target: Any) -> Any:
+    where = self.directory / str(step)
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(template)))["state"]
-      state = serialization.from_state_dict(target, restored)
+          state=ocp.args.StandardRestore(serialization.to_state_dict(target))))["state"]
+      return serialization.from_state_dict(target, restored)
     except Exception as e:
-      raise CheckpointError(f"the checkpoint at {where} cannot be restored ({type(e).__name__}: "
-                            f"{e}); {fix}") from e
-    return state, dict(meta)
+      raise CheckpointError(f"the checkpoint at {where} cannot be read ({_short(e)})") from e
+
+  def restore(self, target: Any, config_fingerprint: Mapping[str, Any] | None,
+              step: int | None = None, set_aside: bool = True) -> tuple[Any, dict[str, Any]]:
+    """Restores into the structure of ``target`` (a state); returns ``(state, meta)``.
+
+    Without ``step``, the newest intact checkpoint: a damaged newer one is moved aside to
+    ``<directory>-damaged/<step>`` (only warned about without ``set_aside``, for readers that
+    must not change the workdir) with a one-line warning. ``config_fingerprint`` (None: not
+    checked) must equal the saved one. Raises CheckpointError (one line) if no checkpoint is
+    intact or the config differs.
+    """
+    steps = [step] if step is not None else sorted(self._manager.all_steps(), reverse=True)
+    errors = []
+    for s in steps:
+      try:
+        where, meta = self._read(s, target)
+        self._check(where, meta, config_fingerprint)
+        state = self._state(s, target)
+      except CheckpointError as e:
+        if "another config" in str(e) or "older rnnbench" in str(e):
+          raise
+        errors.append((s, e))
+        continue
+      for bad, e in errors:
+        if set_aside:
+          self._set_aside(bad, e, fallback=s)
+        else:
+          print(f"warning: {e}; using the checkpoint at step {s}", file=sys.stderr, flush=True)
+      return state, meta
+    if not errors:
+      raise CheckpointError(f"{self.directory} holds no checkpoint; {self.FIX}")
+    newest, e = errors[0]
+    older = f" (and {len(errors) - 1} older)" if len(errors) > 1 else ""
+    raise CheckpointError(f"no intact checkpoint in {self.directory}: the newest{older} cannot "
+                          f"be read: {str(e).split(' cannot be read ', 1)[-1]}; {self.FIX}")
+
+  def _check(self, where, meta: Mapping[str, Any], config_fingerprint) -> None:
+    if config_fingerprint is None:
+      return
+    if FINGERPRINT_KEY not in meta:
+      raise CheckpointError(
+          f"the checkpoint at {where} was written by an older rnnbench, which fingerprinted "
+          "only part of the config, so resuming it cannot be checked; " + self.FIX)
+    diff = mismatches(meta[FINGERPRINT_KEY], config_fingerprint)
+    if diff:
+      raise CheckpointError(
+          f"the checkpoint at {where} was made with another config ({len(diff)} field"
+          f"{'s' if len(diff) > 1 else ''} differ: " + "; ".join(diff)
+          + "); rerun with the checkpoint's values, or " + self.FIX)
+
+  def _set_aside(self, step: int, error: Exception, fallback: int) -> None:
+    """Moves the damaged checkpoint ``step`` out of the way (kept, never deleted)."""
+    import jax  # pylint: disable=g-import-not-at-top
+    aside = self.directory.parent / f"{self.directory.name}-damaged" / str(step)
+    if jax.process_index() == 0:
+      aside.parent.mkdir(parents=True, exist_ok=True)
+      shutil.rmtree(aside, ignore_errors=True)
+      shutil.move(str(self.directory / str(step)), str(aside))
+      print(f"warning: {error}; moved it to {aside} and resuming from the checkpoint at step "
+            f"{fallback}", file=sys.stderr, flush=True)
+    self._manager.reload()
 
   def close(self) -> None:
     self._manager.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -208,10 +209,11 @@ def _params_from_checkpoint(workdir: pathlib.Path, config, num_classes: int) -> 
     if ckpt.latest_step() is None:
       raise missing
     state = train.create_train_state(config, num_classes, jax.random.PRNGKey(0))
-    state, _ = ckpt.restore(state, checkpoint.fingerprint(config))
+    # The run's own config: nothing to check against; a reader never moves files.
+    state, _ = ckpt.restore(state, None, set_aside=False)
   except checkpoint.CheckpointError as e:
     # Its fix names run.py's flags; here the one line says what is wrong with the workdir.
-    reason = str(e).splitlines()[0].split("; delete it")[0].rstrip(":")
+    reason = re.split(r"; (?:pass|rerun|delete) ", str(e).splitlines()[0])[0].rstrip(":")
     raise RunError(f"{workdir} has no params.msgpack and its checkpoint cannot be used "
                    f"({reason}); {_RETRAIN}") from None
   finally:

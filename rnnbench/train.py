@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import os
@@ -40,6 +41,7 @@ from rnnbench import runinfo
 from rnnbench import sharding
 from rnnbench import tokenizer as tokenizer_lib
 from rnnbench import validation
+from rnnbench import workdir as workdir_lib
 
 
 class TrainState(train_state.TrainState):
@@ -94,6 +96,20 @@ def prepare_data(config: ml_collections.ConfigDict) -> PreparedData:
   return PreparedData(train=train, val=val,
                       test=encode(dataset.test_texts, dataset.test_labels),
                       tokenizer=tok, label_names=list(dataset.label_names))
+
+
+def data_digest(data: PreparedData) -> str:
+  """A sha256 of what training sees: the encoded train and validation splits and the class names.
+
+  Part of the checkpoint fingerprint, so data that changed (other files, other synthetic
+  settings, another tokenizer fit) refuses a resume wherever it is read from.
+  """
+  h = hashlib.sha256()
+  for a in (data.train.x, data.train.y, data.val.x, data.val.y):
+    h.update(repr((a.shape, a.dtype.str)).encode())
+    h.update(np.ascontiguousarray(a).tobytes())
+  h.update(json.dumps(data.label_names).encode())
+  return h.hexdigest()
 
 
 def batches(arrays: Arrays, batch_size: int, order: np.ndarray | None = None,
@@ -238,9 +254,26 @@ def evaluate(state: TrainState, arrays: Arrays, batch_size: int, loss_fn, *,
       metrics = eval_step(state, batch, metrics, loss_fn=loss_fn)
     return _finish(metrics)
   metrics = sharding.replicate(metrics, mesh)
-  for batch in batches(arrays, batch_size, pad_to=sharding.padded_size(batch_size, mesh)):
+  for i, batch in enumerate(batches(arrays, batch_size,
+                                    pad_to=sharding.padded_size(batch_size, mesh)), 1):
     metrics = eval_step(state, sharding.put_batch(batch, mesh), metrics, loss_fn=loss_fn)
+    _pace(metrics, i)
   return _finish(metrics)
+
+
+# Steps (or eval batches) the host may dispatch ahead of the devices before it waits.
+# Unbounded, the host runs ahead until XLA:CPU's per-device limit of 32 computations in flight:
+# the launches then block on that limit while holding the client thread-pool threads (max(cores,
+# devices) of them) that the queued steps' collectives need, one per device, all at once. With
+# more simulated devices than cores that leaves too few threads for all devices to reach the
+# gradient all-reduce, and XLA aborts after 40 s ("only 5 of them arrived"). docs/runs.md.
+MAX_STEPS_IN_FLIGHT = 4
+
+
+def _pace(metrics, i: int) -> None:
+  """Waits for the step that produced ``metrics`` every ``MAX_STEPS_IN_FLIGHT`` dispatches."""
+  if MAX_STEPS_IN_FLIGHT and i % MAX_STEPS_IN_FLIGHT == 0:
+    jax.block_until_ready(metrics)
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -255,7 +288,8 @@ class NonFiniteLossError(FloatingPointError):
 # Errors that carry a message for the user (bad config, missing data, bad checkpoint, NaN loss);
 # entry points print them without a traceback.
 EXPECTED_ERRORS = (ValueError, data_lib.DataError, checkpoint.CheckpointError,
-                   NonFiniteLossError, FileNotFoundError, sharding.DistributedError)
+                   NonFiniteLossError, FileNotFoundError, sharding.DistributedError,
+                   workdir_lib.WorkdirError)
 
 
 def _check_finite(metrics, epoch: int, steps_per_epoch: int) -> None:
@@ -312,24 +346,47 @@ class _StopOnSignal:
       signal.signal(sig, handler)
 
 
-def _start_or_resume(config, workdir: pathlib.Path, state):
+def _start_or_resume(config, workdir: pathlib.Path, state, digest: str):
   """The checkpointer, and the state and position to start from: fresh, or the newest saved."""
   directory = workdir / "checkpoints"
   if config.train.overwrite:
     if sharding.is_main_process():
-      shutil.rmtree(directory, ignore_errors=True)
-      for name in ("metrics.jsonl", "summary.json", "params.msgpack"):
+      for name in ("checkpoints", "checkpoints-damaged", "tensorboard"):
+        shutil.rmtree(workdir / name, ignore_errors=True)
+      for name in ("metrics.jsonl", "steps.jsonl", "summary.json", "params.msgpack"):
         (workdir / name).unlink(missing_ok=True)
     sharding.sync("rnnbench-overwrite")
   ckpt = checkpoint.Checkpointer(directory, config.train.keep_checkpoints)
   fresh = (ckpt, state, {"epoch": 1, "batches_done": 0, "metrics": None, "history": []})
   if ckpt.latest_step() is None:
     if (workdir / "metrics.jsonl").exists() or (workdir / "summary.json").exists():
+      ckpt.close()
       raise checkpoint.CheckpointError(
           f"{workdir} holds the results of a run but no checkpoint to resume from; use another "
           "--workdir or pass --config.train.overwrite=True to replace them")
     return fresh
-  return (ckpt, *ckpt.restore(state, checkpoint.fingerprint(config)))
+  try:
+    return (ckpt, *ckpt.restore(state, checkpoint.fingerprint(config, digest)))
+  except BaseException:
+    ckpt.close()
+    raise
+
+
+def _finished_summary(workdir: pathlib.Path) -> dict | None:
+  """``summary.json`` of a finished run; None (with a warning) if it is damaged."""
+  path = workdir / "summary.json"
+  try:
+    summary = json.loads(path.read_text())
+    if isinstance(summary, dict):
+      return summary
+    problem = "not a JSON object"
+  except FileNotFoundError:
+    return None
+  except (ValueError, UnicodeDecodeError) as e:
+    problem = str(e)[:80]
+  print(f"warning: {path} is damaged ({problem}); scoring the test split again from the last "
+        "checkpoint to rewrite it", file=sys.stderr, flush=True)
+  return None
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
@@ -347,8 +404,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   validation.validate(config)  # before any data is read or file written
   multi_process = sharding.initialize(config.get("dist"))
   main = sharding.is_main_process()
-  workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  # Only process 0 locks: the others share the workdir with it.
+  with workdir_lib.open_workdir(workdir, config.train.overwrite, exclusive=main) as path:
+    return _train(config, path, step_hook, multi_process, main)
+
+
+def _train(config, workdir: pathlib.Path, step_hook, multi_process: bool, main: bool) -> dict:
   say = functools.partial(print, flush=True) if main else lambda *a, **k: None
 
   t0 = time.perf_counter()
@@ -358,11 +419,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   mesh = sharding.make_mesh(config.train.get("num_devices", 0))
   state, state_sharding = create_sharded_state(config, len(data.label_names),
                                                jax.random.PRNGKey(config.seed), mesh)
-  ckpt, state, position = _start_or_resume(config, workdir, state)
+  digest = data_digest(data)
+  ckpt, state, position = _start_or_resume(config, workdir, state, digest)
+  try:
+    return _fit(config, workdir, step_hook, multi_process, main, say, data, load_s, mesh,
+                state, state_sharding, loss_fn, ckpt, position, digest)
+  finally:
+    ckpt.close()  # waits for orbax's writes and stops its threads before the interpreter exits
+
+
+def _fit(config, workdir, step_hook, multi_process, main, say, data, load_s, mesh, state,
+         state_sharding, loss_fn, ckpt, position, digest) -> dict:
   history = position["history"]
-  if position["epoch"] > config.train.num_epochs and (workdir / "summary.json").exists():
-    say(f"{workdir} holds a finished run; pass --config.train.overwrite=True to train it again")
-    return json.loads((workdir / "summary.json").read_text())
+  if position["epoch"] > config.train.num_epochs:
+    summary = _finished_summary(workdir)
+    if summary is not None:
+      say(f"{workdir} holds a finished run; pass --config.train.overwrite=True to train it again")
+      return summary
 
   if main:
     metric_log.write_json(workdir / "config.json", config.to_dict())
@@ -399,7 +472,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     ckpt.save((epoch - 1) * steps + batches_done, state, {
         "epoch": epoch, "batches_done": batches_done, "history": history,
         "metrics": None if metrics is None else _host(metrics),
-        "fingerprint": checkpoint.fingerprint(config)})
+        checkpoint.FINGERPRINT_KEY: checkpoint.fingerprint(config, digest)})
 
   with _StopOnSignal() as stop, log:
     for epoch in range(position["epoch"], config.train.num_epochs + 1):
@@ -413,10 +486,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
             position["metrics"]), mesh)
       bar = _progress(steps, config.train.progress and main, initial=skip)
       last_logged = None
+      if skip and log.last_kept is not None and log.last_kept.get("epoch") == epoch:
+        # The window of the first line after a resume starts at the last line written.
+        done_then = log.last_kept["step"] - (epoch - 1) * steps
+        last_logged = {"loss": log.last_kept["epoch_loss"],
+                       "accuracy": log.last_kept["epoch_accuracy"], "count": done_then * bs}
       t0 = time.perf_counter()
       for i, batch in enumerate(batches(data.train, bs, order[skip * bs:], pad_to=padded_bs),
                                 skip + 1):
         state, metrics = step_fn(state, sharding.put_batch(batch, mesh), metrics)
+        _pace(metrics, i)
         global_step = (epoch - 1) * steps + i
         if step_hook is not None:
           step_hook(global_step)
@@ -482,7 +561,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   if main:
     (workdir / "params.msgpack").write_bytes(serialization.to_bytes(params))
     metric_log.write_json(workdir / "summary.json", summary)
-  ckpt.close()
   sharding.sync("rnnbench-done")  # the files exist once any process returns
   return summary
 

@@ -154,3 +154,28 @@ def test_no_distributed_setup_unless_asked():
   assert not sharding.initialize(None)
   with pytest.raises(ValueError, match="device count 2 is not in"):
     scaling.measure_scaling(small_config(), [2])
+
+
+def test_eight_devices_at_the_notebooks_sizes_run_more_steps_than_xla_keeps_in_flight(tmp_path):
+  """run.py on 8 simulated devices (on 2 cores here) at the notebook's model and batch sizes.
+
+  45 steps: more than XLA:CPU's 32 computations in flight per device, which the host used to
+  outrun until the launches held every client thread and the gradient all-reduce aborted
+  ("only 5 of them arrived", exit 134). Paced dispatch (train.MAX_STEPS_IN_FLIGHT) prevents it.
+  """
+  overrides = {"data.name": "synthetic", "data.synthetic.num_train": 1600,
+               "data.synthetic.num_test": 300, "data.num_words": 20000, "data.maxlen": 100,
+               "model.embed_dim": 128, "model.hidden_size": 50, "train.batch_size": 32,
+               "train.eval_batch_size": 256, "train.num_epochs": 1, "train.progress": False,
+               "train.tensorboard": False}
+  env = cpu_env(8)
+  env.pop("PJRT_NPROC", None)
+  proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "--config=configs/gru.py",
+                         f"--workdir={tmp_path}", *[f"--config.{k}={v}" for k, v in
+                                                    overrides.items()]],
+                        env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "Data-parallel on 8 cpu devices" in proc.stdout
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  assert (summary["train_count"], summary["test_count"]) == (1440, 300)
+  assert summary["environment"]["num_devices"] == 8
