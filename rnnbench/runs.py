@@ -209,8 +209,8 @@ def _params_from_checkpoint(workdir: pathlib.Path, config, num_classes: int) -> 
     if ckpt.latest_step() is None:
       raise missing
     state = train.create_train_state(config, num_classes, jax.random.PRNGKey(0))
-    # The run's own config: nothing to check against; a reader never moves files.
-    state, _ = ckpt.restore(state, None, set_aside=False)
+    # Checked against the workdir's config (no data digest here); a reader never moves files.
+    state, _ = ckpt.restore(state, checkpoint.fingerprint(config), set_aside=False)
   except checkpoint.CheckpointError as e:
     # Its fix names run.py's flags; here the one line says what is wrong with the workdir.
     reason = re.split(r"; (?:pass|rerun|delete) ", str(e).splitlines()[0])[0].rstrip(":")

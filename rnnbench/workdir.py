@@ -91,9 +91,11 @@ def lock(path: pathlib.Path) -> Iterator[pathlib.Path]:
   except OSError as e:
     raise WorkdirError(f"cannot write to --workdir {path} ({_describe(e)}); pass a folder you "
                        "can write to") from e
+  held = False
   try:
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      held = True
     except OSError as e:
       if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
         raise WorkdirError(f"cannot lock --workdir {path} ({_describe(e)})") from e
@@ -105,6 +107,9 @@ def lock(path: pathlib.Path) -> Iterator[pathlib.Path]:
     os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
     yield lock_file
   finally:
+    with contextlib.suppress(OSError):  # a run that wrote nothing leaves the folder empty
+      if held and os.listdir(path) == [LOCK_NAME]:
+        lock_file.unlink()
     os.close(fd)  # closing the descriptor releases the lock
 
 
