@@ -102,7 +102,7 @@ RULES: dict[str, Rule] = {
     "model.reset_after": _BOOL,
     "model.scan": _choice("sequential", "parallel"),
     "model.unroll": _int(1, example=1, also=("auto",)),
-    "model.impl": _choice("fused", "nn_scan"),
+    "model.impl": _choice("auto", "fused", "nn_scan", "pallas"),  # rnnbench.scan.IMPLS
     "model.log_space": _BOOL,
     "model.state_size": _int(0, example=0),
     "model.r_min": _float(0.0, 1.0, example=0.9),

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from rnnbench import activations
 from rnnbench import fused_rnn
+from rnnbench import pallas_rnn
 from rnnbench import scan as scan_lib
 from rnnbench.cells import register
 
@@ -29,8 +30,10 @@ class GRU(nn.Module):
   ``gru_reset_after``, pure-JAX loops with a hand-written backward (the same forward ops,
   gradients equal to autodiff's to float32 rounding, faster on CPU: docs/speed.md;
   reverse-mode only); "nn_scan" scans the step with Flax's ``nn.scan`` and differentiates
-  it with autodiff. ``unroll``: loop steps per iteration, or "auto"
-  (``rnnbench.scan.AUTO_UNROLL``).
+  it with autodiff; "pallas" runs ``rnnbench.pallas_rnn.gru`` / ``gru_reset_after`` (GPU
+  kernels; interpret mode on CPU) and "auto" (config.model's default) Pallas on GPU, fused
+  elsewhere (``rnnbench.scan.resolve_impl``). ``unroll``: loop steps per iteration, or
+  "auto" (``rnnbench.scan.AUTO_UNROLL``).
   """
   features: int
   recurrent_activation: str = "hard_sigmoid"
@@ -51,12 +54,18 @@ class GRU(nn.Module):
     bias = self.param("bias", nn.initializers.zeros_init(), bias_shape)
     gate = activations.get_activation(self.recurrent_activation)
     unroll = scan_lib.resolve_unroll(self.unroll)
-    if scan_lib.check_impl("gru", self.impl) == "fused":
+    impl = pallas_rnn.cell_mode("gru_reset_after" if self.reset_after else "gru",
+                                scan_lib.check_impl("gru", self.impl), u,
+                                recurrent_kernel.dtype)
+    if impl != "nn_scan":
       xw = scan_lib.time_major(x) @ kernel  # the biases are added inside the kernel's loop
       if self.reset_after:
-        hs = fused_rnn.gru_reset_after(gate, xw, bias[0], recurrent_kernel, bias[1], unroll)
+        args = (gate, xw, bias[0], recurrent_kernel, bias[1], unroll)
+        hs = (fused_rnn.gru_reset_after(*args) if impl == "fused"
+              else pallas_rnn.gru_reset_after(*args, impl))
       else:
-        hs = fused_rnn.gru(gate, xw, bias, recurrent_kernel, unroll)
+        args = (gate, xw, bias, recurrent_kernel, unroll)
+        hs = fused_rnn.gru(*args) if impl == "fused" else pallas_rnn.gru(*args, impl)
       return scan_lib.batch_major(hs)
 
     if self.reset_after:

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from rnnbench import activations
 from rnnbench import fused_rnn
+from rnnbench import pallas_rnn
 from rnnbench import scan as scan_lib
 from rnnbench.cells import register
 
@@ -31,7 +32,10 @@ class LSTM(nn.Module):
   ``impl``: "fused" (default) runs the recurrence with ``rnnbench.fused_rnn.lstm``, a
   pure-JAX loop with a hand-written backward (the same forward ops, gradients equal to
   autodiff's to float32 rounding, faster on CPU: docs/speed.md; reverse-mode only);
-  "nn_scan" scans the step with Flax's ``nn.scan`` and differentiates it with autodiff.
+  "nn_scan" scans the step with Flax's ``nn.scan`` and differentiates it with autodiff;
+  "pallas" runs ``rnnbench.pallas_rnn.lstm`` (GPU kernels; interpret mode on CPU) and
+  "auto" (config.model's default) Pallas on GPU, fused elsewhere
+  (``rnnbench.scan.resolve_impl``).
   ``unroll``: loop steps per iteration, or "auto" (``rnnbench.scan.AUTO_UNROLL``).
   """
   features: int
@@ -51,9 +55,14 @@ class LSTM(nn.Module):
     bias = self.param("bias", unit_forget_bias, (4 * u,))
     gate = activations.get_activation(self.recurrent_activation)
     unroll = scan_lib.resolve_unroll(self.unroll)
-    if scan_lib.check_impl("lstm", self.impl) == "fused":
+    impl = pallas_rnn.cell_mode("lstm", scan_lib.check_impl("lstm", self.impl), u,
+                                recurrent_kernel.dtype)
+    if impl != "nn_scan":
       xw = scan_lib.time_major(x) @ kernel  # the bias is added inside the kernel's loop
-      return scan_lib.batch_major(fused_rnn.lstm(gate, xw, bias, recurrent_kernel, unroll))
+      if impl == "fused":
+        return scan_lib.batch_major(fused_rnn.lstm(gate, xw, bias, recurrent_kernel, unroll))
+      return scan_lib.batch_major(
+          pallas_rnn.lstm(gate, xw, bias, recurrent_kernel, unroll, impl))
 
     def step(carry, xw_t, recurrent_kernel):
       h, c = carry

@@ -70,7 +70,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.reset_after = False    # GRU: False is the notebook's (Keras 2.2 default) GRU
   config.model.scan = "sequential"    # or "parallel" for cells with a linear recurrence
   config.model.unroll = 1             # time steps unrolled per scan iteration
-  config.model.impl = "fused"         # lstm/gru: custom-VJP kernels; "nn_scan": plain autodiff
+  # lstm/gru recurrence: "auto" (Pallas GPU kernels on GPU, "fused" elsewhere), "fused"
+  # (custom-VJP lax loops), "pallas" (interpret mode on CPU: slow), "nn_scan" (autodiff).
+  config.model.impl = "auto"
   # Options of the other cells (each cell reads only the fields it declares):
   config.model.log_space = True       # mingru, minlstm: the log-space parallel scan
   config.model.state_size = 0         # lru: complex state size N (0: hidden_size)
