@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import default
+from rnnbench.configs import default
 from rnnbench import activations
 from rnnbench import fused_rnn
 from rnnbench import models
