@@ -22,13 +22,14 @@ import orbax.checkpoint as ocp
 from flax import serialization
 
 # Config fields that may differ when a run is resumed: how long to train, what to log and print,
-# when to checkpoint, how to evaluate, on how many devices and hosts, and where the data is read
-# from (``data_digest`` guards the data itself). Every other field must match.
+# when to checkpoint, how to evaluate, on how many devices and hosts, which kernel runs the
+# recurrence (the same params and math: a run started on CPU may resume on a GPU), and where the
+# data is read from (``data_digest`` guards the data itself). Every other field must match.
 RESUME_MAY_DIFFER = (
     "train.num_epochs", "train.progress", "train.log_every_steps", "train.tensorboard",
     "train.test_every_epoch", "train.eval_batch_size", "train.checkpoint_every_steps",
     "train.keep_checkpoints", "train.overwrite", "train.num_devices", "train.shard_embedding",
-    "dist.*", "data.archive", "data.data_home", "data.tfds.data_dir", "data.tfds.download",
+    "model.impl", "model.unroll", "dist.*", "data.archive", "data.data_home", "data.tfds.data_dir", "data.tfds.download",
     "data.files.train", "data.files.test", "data.files.val",
 )
 FORMAT = "rnnbench-checkpoint-v1"
