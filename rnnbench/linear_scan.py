@@ -1,4 +1,4 @@
-"""Linear recurrences ``h_t = a_t * h_{t-1} + b_t`` over the time axis, two ways.
+"""Linear recurrences ``h_t = a_t * h_{t-1} + b_t`` over the time axis, three ways.
 
 Arrays are batch-major, ``(B, T, ...)``, with time on axis 1, like the cells'
 inputs and outputs. ``h0`` is the state before the first step (zeros when omitted).
@@ -7,6 +7,9 @@ inputs and outputs. ``h0`` is the state before the first step (zeros when omitte
 * ``parallel``: ``jax.lax.associative_scan`` over time; O(log T) depth, about twice
   the sequential form's work.
   The pairs ``(a, b)`` compose as ``(a1, b1) . (a2, b2) = (a1 a2, a2 b1 + b2)``.
+* ``pallas``: a chunked Pallas kernel with a hand-written backward
+  (``rnnbench.pallas_scan``): compiled on CUDA GPUs, interpreted (for tests) elsewhere; the
+  same ``h`` as ``sequential`` (step by step, so no log space is needed).
 * log space (Feng et al. 2024, "Were RNNs All We Needed?", appendix): for positive
   ``a`` and ``b`` the scan runs on ``(log a, log b)`` with
   ``(la1, lb1) . (la2, lb2) = (la1 + la2, logaddexp(lb1 + la2, lb2))``, so long products
@@ -82,11 +85,14 @@ def log_parallel_scan(log_a: jax.Array, log_b: jax.Array,
 
 def linear_scan(a: jax.Array, b: jax.Array, h0: jax.Array | None = None,
                 mode: str = "sequential", unroll: int = 1) -> jax.Array:
-  """``sequential_scan`` or ``parallel_scan`` by ``mode``."""
+  """``sequential_scan``, ``parallel_scan`` or ``pallas_scan.linear_scan`` by ``mode``."""
   if mode == "sequential":
     return sequential_scan(a, b, h0, unroll=unroll)
   if mode == "parallel":
     return parallel_scan(a, b, h0)
+  if mode == "pallas":
+    from rnnbench import pallas_scan  # pylint: disable=g-import-not-at-top
+    return pallas_scan.linear_scan(a, b, h0)
   raise ValueError(f"scan mode {mode!r} is not one of {scan_lib.SCAN_MODES}")
 
 

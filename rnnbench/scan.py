@@ -41,7 +41,8 @@ TIME_AXIS = 1  # inputs and outputs are batch-major: (B, T, ...)
 # LSTM / GRU recurrence: rnnbench.fused_rnn, nn.scan here, rnnbench.pallas_rnn, or "auto"
 # (pallas where it compiles and fits on chip, else fused: ``resolve_impl``).
 IMPLS = ("fused", "nn_scan", "pallas", "auto")
-SCAN_MODES = ("sequential", "parallel")  # rnnbench.linear_scan: nn.scan, or associative_scan
+# rnnbench.linear_scan: lax.scan, associative_scan, or rnnbench.pallas_scan's kernel
+SCAN_MODES = ("sequential", "parallel", "pallas")
 # unroll="auto": the scan unroll measured fastest per backend (benchmarks/speed_leads.py);
 # 1 where not measured.
 AUTO_UNROLL = {"cpu": 1}
@@ -112,15 +113,16 @@ def resolve_impl(impl: str, platform: str | None = None, *, cell: str = "lstm",
 
 
 def check_scan_mode(cell_name: str, scan: str, supports_parallel: bool) -> None:
-  """Raises a clear ``ValueError`` for an unknown mode, or 'parallel' on a sequential cell."""
+  """Raises a clear ``ValueError`` for an unknown mode, or 'parallel'/'pallas' on a sequential
+  cell."""
   if scan not in SCAN_MODES:
     raise ValueError(
         f"config.model.scan={scan!r} is not a scan mode; use one of {SCAN_MODES}")
-  if scan == "parallel" and not supports_parallel:
+  if scan != "sequential" and not supports_parallel:
     raise ValueError(
         f"cell {cell_name!r} has a nonlinear recurrence and runs only with "
-        "config.model.scan='sequential'; 'parallel' (jax.lax.associative_scan) needs a "
-        "recurrence that is linear in the state, e.g. mingru, minlstm, lru, qrnn")
+        f"config.model.scan='sequential'; {scan!r} needs a recurrence that is linear in "
+        "the state, e.g. mingru, minlstm, lru, qrnn")
 
 
 def resolve_unroll(unroll: int | str) -> int:

@@ -68,7 +68,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Keras 2.2's default; "sigmoid" is the modern one (Keras >= 2.3, PyTorch, cuDNN).
   config.model.recurrent_activation = "hard_sigmoid"
   config.model.reset_after = False    # GRU: False is the notebook's (Keras 2.2 default) GRU
-  config.model.scan = "sequential"    # or "parallel" for cells with a linear recurrence
+  config.model.scan = "sequential"    # or "parallel" / "pallas" for cells with a linear recurrence
   config.model.unroll = 1             # time steps unrolled per scan iteration
   # lstm/gru recurrence: "auto" (Pallas GPU kernels on GPU, "fused" elsewhere), "fused"
   # (custom-VJP lax loops), "pallas" (interpret mode on CPU: slow), "nn_scan" (autodiff).
