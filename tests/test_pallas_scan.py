@@ -24,6 +24,9 @@ from rnnbench import optim
 from rnnbench import pallas_scan
 
 TOL = dict(rtol=1e-5, atol=1e-5)
+# Compiled with LLVM's optimisations off (as in test_cells): the interpreted kernels'
+# programs then compile about twice as fast, which is most of this file's time.
+_FAST_COMPILE = {"xla_backend_optimization_level": 0}
 # (cell, options): every cell whose recurrence is linear, and both mingru/minlstm forms.
 LINEAR_CASES = [("mingru", {}), ("mingru", {"log_space": False}), ("minlstm", {}),
                 ("minlstm", {"log_space": False}), ("lru", {}), ("lru", {"state_size": 9}),
@@ -38,6 +41,17 @@ def _case_id(case) -> str:
 def test_every_linear_cell_is_covered():
   linear = {n for n in cells.names() if getattr(cells.get(n), "supports_parallel", False)}
   assert linear == {name for name, _ in LINEAR_CASES}
+
+
+def _outputs_and_grads(fn, w, *args):
+  """``fn(*args)`` and the gradients of ``sum(w * Re fn) + sum(Im fn)``, one compile."""
+  def loss(*args):
+    y = fn(*args)
+    return jnp.sum(w * jnp.real(y)) + jnp.sum(jnp.imag(y)), y
+
+  grad = jax.grad(loss, argnums=tuple(range(len(args))), has_aux=True)
+  grads, y = jax.jit(grad).lower(*args).compile(_FAST_COMPILE)(*args)
+  return y, grads
 
 
 def _random(key, shape, complex_: bool):
@@ -61,11 +75,11 @@ def test_kernel_equals_sequential(shape, chunk, complex_):
   a, b, h0, w = _random(jax.random.key(0), shape, complex_)
   fns = {"pallas": lambda a, b, h0: pallas_scan.linear_scan(a, b, h0, chunk=chunk),
          "sequential": linear_scan.sequential_scan}
-  loss = lambda fn: lambda a, b, h0: jnp.sum(w * jnp.real(fn(a, b, h0)) + jnp.imag(fn(a, b, h0)))
-  got = {k: jax.jit(fn)(a, b, h0) for k, fn in fns.items()}
+  got, grads = {}, {}
+  for k, fn in fns.items():
+    got[k], grads[k] = _outputs_and_grads(fn, w, a, b, h0)
   assert got["pallas"].shape == b.shape and got["pallas"].dtype == b.dtype
   np.testing.assert_allclose(got["pallas"], got["sequential"], **TOL)
-  grads = {k: jax.jit(jax.grad(loss(fn), argnums=(0, 1, 2)))(a, b, h0) for k, fn in fns.items()}
   for name, g_pallas, g_seq in zip("a b h0".split(), grads["pallas"], grads["sequential"]):
     assert np.any(g_seq != 0), name
     np.testing.assert_allclose(g_pallas, g_seq, err_msg=name, **TOL)
@@ -96,8 +110,12 @@ def test_bfloat16_keeps_dtype_and_is_close():
   np.testing.assert_allclose(got.astype(jnp.float32), want, rtol=1e-2, atol=1e-2)
 
 
-@pytest.mark.parametrize("steps", [1, 7])
-@pytest.mark.parametrize("case", LINEAR_CASES, ids=_case_id)
+CELL_CASES = [(case, 7) for case in LINEAR_CASES]
+CELL_CASES += [(case, 1) for case in LINEAR_CASES if not case[1]]  # T = 1, default options
+
+
+@pytest.mark.parametrize("case,steps", CELL_CASES, ids=lambda c: _case_id(c) if isinstance(
+    c, tuple) else f"T{c}")
 def test_cell_pallas_equals_sequential(case, steps):
   """Each linear cell at B 3, D 7, H 13: outputs and the gradients of every param and x."""
   name, options = case
@@ -108,9 +126,7 @@ def test_cell_pallas_equals_sequential(case, steps):
   w = jax.random.normal(jax.random.key(5), (3, steps, 13))
   out, grads = {}, {}
   for scan, cell in built.items():
-    loss = lambda v, x, cell=cell: jnp.sum(w * cell.apply(v, x))
-    out[scan] = jax.jit(cell.apply)(variables, x)
-    grads[scan] = jax.jit(jax.grad(loss, argnums=(0, 1)))(variables, x)
+    out[scan], grads[scan] = _outputs_and_grads(cell.apply, w, variables, x)
   np.testing.assert_allclose(out["pallas"], out["sequential"], **TOL)
   flat_seq = jax.tree_util.tree_flatten_with_path(grads["sequential"])[0]
   for (path, g_seq), g_pallas in zip(flat_seq, jax.tree.leaves(grads["pallas"])):
