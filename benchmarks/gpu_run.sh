@@ -4,8 +4,9 @@
 #   bash benchmarks/gpu_run.sh prepare   # HERE, once, in the repo root: the wheels the GPU
 #                                        # image lacks (ml_collections) into .wheels/, ignored
 #   bash benchmarks/gpu_run.sh [suite flags]   # THERE (the `run` tool, carry [".wheels"]):
-#                                        # installs them, runs benchmarks/gpu_suite.py, and
-#                                        # copies results/gpu_suite.{json,md} and the log to $OUT
+#                                        # installs them and runs benchmarks/gpu_suite.py,
+#                                        # writing gpu_suite.{json,md,log} to $OUT (where the
+#                                        # tool sets it; else results/)
 #
 # The GPU image (/work/.library/device/KINDS.md) has python3 3.12 with jax, flax, optax,
 # orbax, torch and PyYAML/absl-py, but not ml_collections (configs/ needs it) or keras (not
@@ -34,12 +35,9 @@ fi
 export PYTHONPATH="$PWD:${PYTHONPATH:-}"
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 out="${OUT:-results}"
-mkdir -p "$out" results
+mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv || true
 python3 -c "import jax, torch, ml_collections; print('jax', jax.__version__, jax.devices(), \
 'torch', torch.__version__, torch.cuda.is_available())"
 set -o pipefail
-python3 benchmarks/gpu_suite.py --out results "$@" 2>&1 | tee "$out/gpu_suite.log"
-if [ "$out" != "results" ]; then
-  cp results/gpu_suite.json results/gpu_suite.md "$out"/
-fi
+python3 benchmarks/gpu_suite.py --out "$out" "$@" 2>&1 | tee "$out/gpu_suite.log"

@@ -264,11 +264,11 @@ def plan(shapes: Sequence[tuple[str, int, int, int]], dtypes: Sequence[str],
   cases = []
   for dtype in dtypes:
     for shape in shapes:
+      for torch_cell in dict.fromkeys(RNN_VARIANTS[name][1] for name in variants):
+        cases.append(("torch", dict(name=torch_cell, variant=RNN_VARIANTS[torch_cell][0],
+                                    torch_cell=torch_cell, shape=shape, dtype=dtype)))
       for name in variants:
-        variant, torch_cell = RNN_VARIANTS[name]
-        if name != "gru_keras22":
-          cases.append(("torch", dict(name=name, variant=variant, torch_cell=torch_cell,
-                                      shape=shape, dtype=dtype)))
+        variant = RNN_VARIANTS[name][0]
         for impl in impls():
           cases.append(("jax", dict(section="rnn", name=name, knob={"impl": impl},
                                     variant=variant, shape=shape, dtype=dtype)))
