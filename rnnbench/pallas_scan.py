@@ -13,7 +13,9 @@ program instance each; a program walks time with its tile of the state held in r
 the kernel body (Pallas' Triton lowering has no ``fori_loop(unroll=...)``), so the loads of
 a chunk do not wait on the state; a shorter loop takes the ``T % chunk`` steps left.
 Batch and features are zero-padded to whole tiles (Triton blocks are powers of two) and
-the padding is sliced off.
+the padding is sliced off. An ``a`` that is the same at every step and row (the LRU's
+``lambda``, ``(F,)``) is passed as ``(1, 1, F)`` and read once per program, not broadcast to
+``(B, T, F)``.
 
 The backward is the same kernel run backwards in time on ``(a, dL/dh)``:
 ``g_t = dL/dh_t + a_{t+1} g_{t+1}`` (``conj(a_{t+1})`` for complex states), then
@@ -68,11 +70,12 @@ def _pow2(n: int) -> int:
 # ------------------------------------------------------------------------------ the kernel
 
 
-def _kernel(*refs, steps: int, chunk: int, reverse: bool, complex_: bool):
+def _kernel(*refs, steps: int, chunk: int, reverse: bool, complex_: bool, const_a: bool):
   """One ``(block_b, block_f)`` tile of the recurrence over all ``steps``.
 
   Refs: ``a, b, h0 -> h`` (real) or ``a_re, a_im, b_re, b_im, h0_re, h0_im -> h_re, h_im``
-  (complex), blocks ``(block_b, T, block_f)`` (``h0``: ``(block_b, 1, block_f)``).
+  (complex), blocks ``(block_b, T, block_f)`` (``h0``: ``(block_b, 1, block_f)``; ``a``:
+  ``(1, 1, block_f)`` when ``const_a``, read once).
   ``reverse``: walk time backwards and use the ``a`` of the step before (``a_{t+1}``).
   """
   parts = 2 if complex_ else 1
@@ -88,15 +91,17 @@ def _kernel(*refs, steps: int, chunk: int, reverse: bool, complex_: bool):
       return ar * hr - ai * hi + br, ar * hi + ai * hr + bi
     return (a[0] * h[0] + b[0],)
 
+  a_const = tuple(r[...].astype(jnp.float32) for r in a_refs) if const_a else None
+
   def step(i, carry):
     h, a_next = carry
     t = steps - 1 - i if reverse else i
-    a = tuple(load(r, t) for r in a_refs)
+    a = a_const if const_a else tuple(load(r, t) for r in a_refs)
     b = tuple(load(r, t) for r in b_refs)
-    h = mul_add(a_next if reverse else a, h, b)
+    h = mul_add(a_next if reverse and not const_a else a, h, b)
     for ref, v in zip(out_refs, h):
       ref[:, pl.ds(t, 1), :] = v.astype(ref.dtype)
-    return h, a
+    return h, a_next if const_a else a
 
   def chunk_body(c, carry):
     for k in range(chunk):  # unrolled: the chunk's loads are independent of the state
@@ -110,21 +115,23 @@ def _kernel(*refs, steps: int, chunk: int, reverse: bool, complex_: bool):
   jax.lax.fori_loop(full * chunk, steps, step, carry)
 
 
-def _call(arrays, *, reverse: bool, complex_: bool, out_dtype, interpret: bool,
-          block_b: int, block_f: int, chunk: int):
-  """The kernel over padded ``(B, T, F)`` arrays (``h0`` parts ``(B, 1, F)``)."""
+def _call(arrays, *, reverse: bool, complex_: bool, const_a: bool, out_dtype,
+          interpret: bool, block_b: int, block_f: int, chunk: int):
+  """The kernel over padded ``(B, T, F)`` arrays (``h0`` parts ``(B, 1, F)``, a constant
+  ``a`` ``(1, 1, F)``)."""
   parts = 2 if complex_ else 1
-  b_, steps, f = arrays[0].shape
+  b_, steps, f = arrays[parts].shape
   grid = (b_ // block_b, f // block_f)
   seq = pl.BlockSpec((block_b, steps, block_f), lambda i, j: (i, 0, j))
   state = pl.BlockSpec((block_b, 1, block_f), lambda i, j: (i, 0, j))
+  a_spec = pl.BlockSpec((1, 1, block_f), lambda i, j: (0, 0, j)) if const_a else seq
   out = jax.ShapeDtypeStruct((b_, steps, f), out_dtype)
   num_warps = max(1, min(8, block_b * block_f // 256))
   return pl.pallas_call(
       functools.partial(_kernel, steps=steps, chunk=chunk, reverse=reverse,
-                        complex_=complex_),
+                        complex_=complex_, const_a=const_a),
       out_shape=(out,) * parts, grid=grid,
-      in_specs=[seq] * (2 * parts) + [state] * parts, out_specs=(seq,) * parts,
+      in_specs=[a_spec] * parts + [seq] * parts + [state] * parts, out_specs=(seq,) * parts,
       interpret=interpret, name="linear_scan_reverse" if reverse else "linear_scan",
       compiler_params=None if interpret else pltriton.CompilerParams(
           num_warps=num_warps, num_stages=1))(*arrays)
@@ -132,17 +139,21 @@ def _call(arrays, *, reverse: bool, complex_: bool, out_dtype, interpret: bool,
 
 def _scan_parts(a, b, h0, *, reverse: bool, out_dtype, block_b: int, block_f: int,
                 chunk: int):
-  """The recurrence on real parts: ``a``, ``b`` tuples of 1 or 2 ``(B, T, F)`` arrays.
+  """The recurrence on real parts: ``a``, ``b`` tuples of 1 or 2 ``(B, T, F)`` arrays
+  (``a``: ``(1, 1, F)`` when the same at every step and row).
 
   Pads batch and features to whole tiles, picks compiled (CUDA) or interpreted by the
   platform lowered for, and returns a tuple of ``(B, T, F)`` arrays in ``out_dtype``.
   """
-  complex_ = len(a) == 2
+  complex_, const_a = len(a) == 2, a[0].shape[:2] == (1, 1)
   n, steps, f = b[0].shape
   bb, bf = min(block_b, _pow2(n)), min(block_f, _pow2(f))
   pad = ((0, -n % bb), (0, 0), (0, -f % bf))
-  arrays = [jnp.pad(v, pad) for v in (*a, *b)] + [jnp.pad(v[:, None], pad) for v in h0]
-  kw = dict(reverse=reverse, complex_=complex_, out_dtype=out_dtype, block_b=bb,
+  a_pad = ((0, 0), (0, 0), pad[2]) if const_a else pad
+  arrays = ([jnp.pad(v, a_pad) for v in a] + [jnp.pad(v, pad) for v in b]
+            + [jnp.pad(v[:, None], pad) for v in h0])
+  kw = dict(reverse=reverse, complex_=complex_, const_a=const_a, out_dtype=out_dtype,
+            block_b=bb,
             block_f=bf, chunk=max(1, min(chunk, steps)))
   _warn_interpret()
   outs = jax.lax.platform_dependent(
@@ -156,7 +167,8 @@ def _scan_parts(a, b, h0, *, reverse: bool, out_dtype, block_b: int, block_f: in
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
 def _real_scan(a, b, h0, block_b, block_f, chunk):
-  """``h`` for real ``a``, ``b``: tuples ``(x,)`` or ``(x_re, x_im)`` of ``(B, T, F)``."""
+  """``h`` for real ``a``, ``b``: tuples ``(x,)`` or ``(x_re, x_im)`` of ``(B, T, F)``
+  (``a``: or ``(1, 1, F)``, the same at every step and row)."""
   return _forward(a, b, h0, block_b, block_f, chunk)[0]
 
 
@@ -182,6 +194,8 @@ def _backward(block_b, block_f, chunk, residuals, dh):
     dh0 = (a0r * g0r + a0i * g0i, a0r * g0i - a0i * g0r)  # conj(a_0) g_0
   else:
     da, dh0 = (g[0] * h_prev[0],), (a0[0] * g0[0],)
+  if a[0].shape[:2] == (1, 1):  # a constant a: its gradient sums over steps and rows
+    da = tuple(jnp.sum(v, axis=(0, 1), keepdims=True) for v in da)
   cast = lambda vs, like: tuple(v.astype(w.dtype) for v, w in zip(vs, like))
   return cast(da, a), cast(g, dh), cast(dh0, h0)
 
@@ -211,7 +225,13 @@ def linear_scan(a: jax.Array, b: jax.Array, h0: jax.Array | None = None, *,
   if b.ndim != 3:
     raise ValueError(f"pallas_scan needs b of shape (batch, time, features), got {b.shape}")
   dtype = jnp.result_type(a, b)
-  a, b = jnp.broadcast_to(a, b.shape).astype(dtype), b.astype(dtype)
+  a = jnp.asarray(a, dtype)
+  a_shape = (1,) * (3 - a.ndim) + a.shape if a.ndim <= 3 else a.shape
+  if a_shape[:2] == (1, 1):  # the same a at every step and row (the LRU's lambda): read once
+    a = jnp.broadcast_to(a.reshape(a_shape), (1, 1, b.shape[2]))
+  else:
+    a = jnp.broadcast_to(a, b.shape)
+  b = b.astype(dtype)
   h0 = jnp.zeros(b[:, 0].shape, dtype) if h0 is None else jnp.asarray(h0, dtype)
   if jnp.issubdtype(dtype, jnp.complexfloating):
     split = lambda v: (jnp.real(v), jnp.imag(v))

@@ -85,17 +85,23 @@ def test_kernel_equals_sequential(shape, chunk, complex_):
     np.testing.assert_allclose(g_pallas, g_seq, err_msg=name, **TOL)
 
 
-def test_broadcast_a_zero_h0_and_tiles():
-  """A time-invariant a (the LRU's lambda), h0 omitted, and tiles smaller than the array."""
-  _, b, _, w = _random(jax.random.key(1), (6, 9, 20), False)
+@pytest.mark.parametrize("complex_", [False, True], ids=["real", "complex"])
+def test_constant_a_zero_h0_and_tiles(complex_):
+  """A time-invariant a (the LRU's lambda, read once), h0 omitted, tiles smaller than the
+  array; the gradient of a sums over steps and rows."""
+  _, b, _, w = _random(jax.random.key(1), (6, 9, 20), complex_)
   a = jnp.linspace(-0.9, 0.95, 20)
+  if complex_:
+    a = a * jnp.exp(1j * jnp.linspace(0.0, 3.0, 20))
   want = linear_scan.sequential_scan(a, b)
   for tiles in (dict(block_b=2, block_f=8, chunk=2), dict(block_b=1, block_f=1, chunk=1), {}):
     np.testing.assert_allclose(pallas_scan.linear_scan(a, b, **tiles), want, **TOL)
-  grad = lambda fn: jax.grad(lambda a, b: jnp.sum(w * fn(a, b)), argnums=(0, 1))(a, b)
-  for g_pallas, g_seq in zip(grad(lambda a, b: pallas_scan.linear_scan(a, b, block_b=2)),
-                             grad(linear_scan.sequential_scan)):
-    np.testing.assert_allclose(g_pallas, g_seq, **TOL)
+  tiled = lambda a, b: pallas_scan.linear_scan(a, b, block_b=2, chunk=4)
+  _, g_pallas = _outputs_and_grads(tiled, w, a, b)
+  _, g_seq = _outputs_and_grads(linear_scan.sequential_scan, w, a, b)
+  assert g_pallas[0].shape == a.shape
+  for name, gp, gs in zip("ab", g_pallas, g_seq):
+    np.testing.assert_allclose(gp, gs, err_msg=name, **TOL)
   with pytest.raises(ValueError, match="power of two"):
     pallas_scan.linear_scan(a, b, block_f=12)
 
