@@ -100,7 +100,7 @@ RULES: dict[str, Rule] = {
     "model.pooling": _choice("max", "mean", "last"),
     "model.recurrent_activation": Rule("str", choices=_activations, example="hard_sigmoid"),
     "model.reset_after": _BOOL,
-    "model.scan": _choice("sequential", "parallel"),
+    "model.scan": _choice("sequential", "parallel", "pallas"),
     "model.unroll": _int(1, example=1, also=("auto",)),
     "model.impl": _choice("auto", "fused", "nn_scan", "pallas"),  # rnnbench.scan.IMPLS
     "model.log_space": _BOOL,
