@@ -153,8 +153,7 @@ def _scan_parts(a, b, h0, *, reverse: bool, out_dtype, block_b: int, block_f: in
   arrays = ([jnp.pad(v, a_pad) for v in a] + [jnp.pad(v, pad) for v in b]
             + [jnp.pad(v[:, None], pad) for v in h0])
   kw = dict(reverse=reverse, complex_=complex_, const_a=const_a, out_dtype=out_dtype,
-            block_b=bb,
-            block_f=bf, chunk=max(1, min(chunk, steps)))
+            block_b=bb, block_f=bf, chunk=max(1, min(chunk, steps)))
   _warn_interpret()
   outs = jax.lax.platform_dependent(
       *arrays, cuda=lambda *xs: _call(xs, interpret=False, **kw),
