@@ -116,13 +116,18 @@ def kernels_in(config: Any, num_classes: int) -> dict[str, Any]:
   return found
 
 
-def impl_ran(impl: str) -> str | None:
-  """``scan.resolve_impl`` where this checkout has it (impl='auto'), else the impl asked."""
+def impl_ran(impl: str, model: Any, dtype: str) -> str | None:
+  """``scan.resolve_impl`` where this checkout has it (e.g. 'pallas' whose recurrent kernel
+  does not fit on chip runs 'fused'), else the impl asked."""
   resolve = getattr(scan_lib, "resolve_impl", None)
   if resolve is None:
     return impl
+  cell = "gru_reset_after" if model.cell == "gru" and model.reset_after else model.cell
   try:
-    return str(resolve(impl))
+    try:
+      return str(resolve(impl, cell=cell, hidden_size=model.hidden_size, dtype=dtype))
+    except TypeError:  # an older signature
+      return str(resolve(impl))
   except Exception:  # pylint: disable=broad-except
     return None
 
@@ -167,7 +172,7 @@ def run_jax(section: str, name: str, knob: dict[str, Any], variant: dict[str, An
     except Exception as e:  # pylint: disable=broad-except
       extra["kernels"] = {"error": bench._error_text(e)}  # pylint: disable=protected-access
   if "impl" in knob:
-    extra["impl_ran"] = impl_ran(knob["impl"])
+    extra["impl_ran"] = impl_ran(knob["impl"], config.model, dtype)
   if jax.default_backend() == "gpu" and extra.get("kernels", {}).get("interpreted"):
     # Interpreted kernels at T = 1000 would take the whole budget: record, do not time.
     return [{**bench.empty_record(case, mode), **extra,
