@@ -55,14 +55,15 @@ for path in (ROOT, ROOT / "benchmarks" / "references"):
   if str(path) not in sys.path:
     sys.path.insert(0, str(path))
 
-from configs import default  # pylint: disable=wrong-import-position
-from rnnbench import bench  # pylint: disable=wrong-import-position
 from rnnbench import cells  # pylint: disable=wrong-import-position
 from rnnbench import optim  # pylint: disable=wrong-import-position
 from rnnbench import pallas_scan  # pylint: disable=wrong-import-position
+from rnnbench import runinfo  # pylint: disable=wrong-import-position
 from rnnbench import scan as scan_lib  # pylint: disable=wrong-import-position
 from rnnbench import torch_compat  # pylint: disable=wrong-import-position
 from rnnbench import train  # pylint: disable=wrong-import-position
+from rnnbench.bench import runner  # pylint: disable=wrong-import-position
+from rnnbench.configs import default  # pylint: disable=wrong-import-position
 
 SHAPES = (("notebook", 32, 100, 50), ("large", 256, 1000, 256), ("large", 256, 1000, 512))
 SMOKE_SHAPES = (("smoke", 3, 5, 8),)
@@ -96,7 +97,7 @@ def case_config(variant: dict[str, Any], batch: int, steps: int, hidden: int,
 
 
 def _timing(shape_name: str, smoke: bool) -> Any:
-  settings = bench.default_bench_config()
+  settings = runner.default_bench_config()
   settings.steps, settings.warmup = ((2, 1) if smoke else (20, 3) if shape_name == "notebook"
                                      else (5, 1))
   return settings
@@ -105,7 +106,7 @@ def _timing(shape_name: str, smoke: bool) -> Any:
 def kernels_in(config: Any, num_classes: int) -> dict[str, Any]:
   """The Pallas kernels in the lowered train step: compiled calls, or interpret mode."""
   state = train.create_train_state(config, num_classes, jax.random.key(0))
-  batch = tuple(jnp.asarray(a) for a in bench.synthetic_batch(
+  batch = tuple(jnp.asarray(a) for a in runinfo.synthetic_batch(
       config.train.batch_size, config.data.maxlen, config.data.num_words, num_classes))
   text = train.train_step.lower(state, batch, train.zero_metrics(),
                                 loss_fn=optim.make_loss(config.train.loss)).as_text(
@@ -158,24 +159,24 @@ def parity(variant: dict[str, Any], impl: str, hidden: int, batch: int, steps: i
 def run_jax(section: str, name: str, knob: dict[str, Any], variant: dict[str, Any],
             shape: tuple[str, int, int, int], dtype: str, smoke: bool,
             num_classes: int) -> list[dict[str, Any]]:
-  """One rnnbench case: a record per mode (rnnbench.bench's measurements)."""
+  """One rnnbench case: a record per mode (rnnbench.bench.runner's measurements)."""
   shape_name, b, t, h = shape
   config = case_config({**variant, **knob}, b, t, h, dtype)
   settings = _timing(shape_name, smoke)
   settings.num_classes = num_classes
-  case = bench.Case(config.model.cell, b, t, h)
+  case = runner.Case(config.model.cell, b, t, h)
   extra = dict(section=section, variant=name, shape=shape_name, dtype=dtype, **knob,
                framework="rnnbench")
   if "pallas" in (knob.get("impl"), knob.get("scan")) or knob.get("impl") == "auto":
     try:
       extra["kernels"] = kernels_in(config, num_classes)
     except Exception as e:  # pylint: disable=broad-except
-      extra["kernels"] = {"error": bench._error_text(e)}  # pylint: disable=protected-access
+      extra["kernels"] = {"error": runinfo.error_text(e)}  # pylint: disable=protected-access
   if "impl" in knob:
     extra["impl_ran"] = impl_ran(knob["impl"], config.model, dtype)
   if jax.default_backend() == "gpu" and extra.get("kernels", {}).get("interpreted"):
     # Interpreted kernels at T = 1000 would take the whole budget: record, do not time.
-    return [{**bench.empty_record(case, mode), **extra,
+    return [{**runner.empty_record(case, mode), **extra,
              "error": "Pallas ran in interpret mode on a GPU (the kernel did not compile)"}
             for mode in MODES]
   if section == "rnn" and name != "gru_keras22" and dtype == "float32":
@@ -184,8 +185,8 @@ def run_jax(section: str, name: str, knob: dict[str, Any], variant: dict[str, An
                                          config.model.embed_dim)
     except Exception as e:  # pylint: disable=broad-except
       extra["max_abs_vs_torch"] = None
-      extra["parity_error"] = bench._error_text(e)  # pylint: disable=protected-access
-  records = bench.run_case(config, settings, case, MODES)
+      extra["parity_error"] = runinfo.error_text(e)
+  records = runner.run_case(config, settings, case, MODES)
   return [{**r, **extra} for r in records]
 
 
@@ -209,7 +210,7 @@ def run_torch(name: str, variant: dict[str, Any], torch_cell: str,
   weights = torch_compat.to_torch(dict(RNN_VARIANTS[torch_cell][0]), state.params["rnn"])
   model.rnn.load_state_dict(weights.state_dict())
   model = model.to(device).train()
-  x_np, y_np, _ = bench.synthetic_batch(b, t, config.data.num_words, num_classes)
+  x_np, y_np, _ = runinfo.synthetic_batch(b, t, config.data.num_words, num_classes)
   x, y = torch.from_numpy(x_np).long().to(device), torch.from_numpy(y_np).long().to(device)
   loss_fn = torch_bench.keras_crossentropy
   optimizer = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate,
@@ -242,12 +243,12 @@ def run_torch(name: str, variant: dict[str, Any], torch_cell: str,
       if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
       first, times = _time_calls(fn, settings.steps, settings.warmup)
-      record.update(compile_s=first, step_time_s=bench.step_stats(times), step_times_s=times,
+      record.update(compile_s=first, step_time_s=runinfo.step_stats(times), step_times_s=times,
                     peak_memory={"bytes": torch.cuda.max_memory_allocated(),
                                  "source": "torch_cuda_max_allocated"}
                     if device.type == "cuda" else None)
     except Exception as e:  # pylint: disable=broad-except
-      record.update(status="error", error=bench._error_text(e))  # pylint: disable=protected-access
+      record.update(status="error", error=runinfo.error_text(e))  # pylint: disable=protected-access
     records.append(record)
   return records
 
@@ -298,7 +299,7 @@ def _skipped(kind: str, case: dict[str, Any], reason: str) -> list[dict[str, Any
 
 
 def environment() -> dict[str, Any]:
-  env = bench.environment()
+  env = runinfo.jax_environment()
   try:
     import torch  # pylint: disable=g-import-not-at-top
     env.update(torch=torch.__version__, torch_cuda=torch.version.cuda,
@@ -480,9 +481,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   stem = "gpu_suite_smoke" if args.smoke else "gpu_suite"
-  bench.write_json(out / f"{stem}.json", report)
+  runinfo.write_json(out / f"{stem}.json", report)
   markdown = format_markdown(report)
-  (out / f"{stem}.md").write_text(markdown)
+  runinfo.write_text(out / f"{stem}.md", markdown)
   print(markdown)
   return report
 

@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from rnnbench import bench  # pylint: disable=wrong-import-position
 from rnnbench import cells  # pylint: disable=wrong-import-position
+from rnnbench import runinfo  # pylint: disable=wrong-import-position
 
 CASES = [("mingru", {}), ("mingru", {"log_space": False}), ("minlstm", {}),
          ("minlstm", {"log_space": False}), ("lru", {}), ("qrnn", {})]
@@ -68,11 +68,11 @@ def main() -> None:
                    for k, v in row.items()), flush=True)
   report = dict(shape=dict(batch=args.batch, steps=args.steps, embed=args.embed,
                            hidden=args.hidden), backend=jax.default_backend(),
-                environment=bench.environment(), results=rows,
+                environment=runinfo.jax_environment(), results=rows,
                 worst={k: max(r[k] for r in rows) for k in rows[0] if k.endswith(("abs", "rel"))})
   print(json.dumps(report["worst"]))
   if args.json:
-    bench.write_json(args.json, report)
+    runinfo.write_json(args.json, report)
 
 
 if __name__ == "__main__":

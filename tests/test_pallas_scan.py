@@ -16,12 +16,12 @@ import numpy as np
 import optax
 import pytest
 
-from configs import default
 from rnnbench import cells
 from rnnbench import linear_scan
 from rnnbench import models
 from rnnbench import optim
 from rnnbench import pallas_scan
+from rnnbench.configs import default
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 # Compiled with LLVM's optimisations off (as in test_cells): the interpreted kernels'
