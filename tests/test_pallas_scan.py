@@ -188,3 +188,17 @@ def test_train_step_exports_for_cuda_with_the_kernel():
   assert calls == 2, calls  # the forward scan and the backward (reverse) scan
   assert 'name = "linear_scan"' in text and 'name = "linear_scan_reverse"' in text
   assert "stablehlo.while" not in text  # no interpreted grid loop: the CPU branch is gone
+
+
+@pytest.mark.parametrize("name,dtype", [("lru", jnp.float32), ("qrnn", jnp.bfloat16)])
+def test_cell_gradients_export_for_cuda(name, dtype):
+  """The lru's constant complex a and a bfloat16 qrnn lower to the Triton kernels too."""
+  cell = cells.create(dict(cell=name, hidden_size=50, scan="pallas"))
+  x = jnp.ones((3, 7, 5), dtype)
+  variables = jax.eval_shape(lambda: cell.init(jax.random.key(0), x))
+  grad = jax.grad(lambda v, x: jnp.sum(cell.apply(v, x).astype(jnp.float32)), argnums=(0, 1))
+  exported = jax.export.export(
+      jax.jit(grad), platforms=["cuda"],
+      disabled_checks=[jax.export.DisabledSafetyCheck.custom_call(pallas_scan.TRITON_CALL)])(
+          variables, x)
+  assert exported.mlir_module().count(f"@{pallas_scan.TRITON_CALL}(") == 2
