@@ -19,6 +19,7 @@ REQUIREMENTS=("ml_collections==1.1.0")  # deps absl-py, PyYAML: already in the G
 
 if [ "${1:-}" = "prepare" ]; then
   exclude="$(git rev-parse --git-path info/exclude)"
+  mkdir -p "$(dirname "$exclude")"
   grep -qxF "/$WHEELS/" "$exclude" 2>/dev/null || echo "/$WHEELS/" >> "$exclude"
   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
