@@ -32,7 +32,7 @@ TOP_KEYS = {"schema_version", "tool", "created_utc", "command", "environment", "
 RECORD_KEYS = {"cell", "batch_size", "seq_len", "hidden_size", "mode", "status", "error",
                "embed_dim", "steps", "warmup", "compile_s", "first_step_s", "step_time_s",
                "step_times_s", "sequences_per_s", "tokens_per_s", "flops", "flop_per_s",
-               "peak_memory", "xla_memory", "params", "notes"}
+               "peak_memory", "xla_memory", "params", "impl", "notes"}
 ENV_KEYS = {"jax", "jaxlib", "flax", "optax", "backend", "device_kind", "device_count",
             "cpu_model", "cpu_count", "env", "git"}
 
@@ -82,6 +82,20 @@ def test_report_schema(full_report):
   for r in full_report["results"]:
     assert set(r) == RECORD_KEYS
     assert r["status"] == ("ok" if r["cell"] == "lstm" else "error"), r["error"]
+
+
+def test_records_say_which_implementation_ran(full_report):
+  lstm = [r for r in full_report["results"] if r["cell"] == "lstm"]
+  assert {r["impl"] for r in lstm} == {"fused"}  # impl="auto" on CPU
+  m = tiny_config("mingru").model
+  assert runner.implementation(m, "float32") == "sequential"
+  m.scan = "pallas"
+  assert runner.implementation(m, "float32") == "pallas_interpret"
+  m = tiny_config("lstm").model
+  m.impl = "nn_scan"
+  assert runner.implementation(m, "float32") == "nn_scan"
+  m.impl = "pallas"
+  assert runner.implementation(m, "float32") == "pallas_interpret"
 
 
 def test_failing_case_is_reported_not_raised(full_report):

@@ -124,7 +124,8 @@ def record(config: ml_collections.ConfigDict, mode: str, *, first_call_s: float 
          "compile_s": None, "first_step_s": None, "step_time_s": None, "step_times_s": None,
          "sequences_per_s": None, "tokens_per_s": None,
          "flops": {"xla": None, "analytic": None}, "flop_per_s": {"xla": None, "analytic": None},
-         "peak_memory": None, "xla_memory": None, "params": None, "notes": list(notes)}
+         "peak_memory": None, "xla_memory": None, "params": None, "impl": None,
+         "notes": list(notes)}
   if error is None and times:
     stats = runinfo.step_stats(times)
     median = stats["median"]

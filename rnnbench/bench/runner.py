@@ -24,8 +24,10 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from rnnbench import cells
 from rnnbench import optim
 from rnnbench import runinfo
+from rnnbench import scan
 from rnnbench import train
 from rnnbench.bench import report as report_lib
 from rnnbench.bench import scaling
@@ -188,7 +190,22 @@ def empty_record(case: Case, mode: str) -> dict[str, Any]:
           "sequences_per_s": None, "tokens_per_s": None,
           "flops": {"xla": None, "analytic": None},
           "flop_per_s": {"xla": None, "analytic": None},
-          "peak_memory": None, "xla_memory": None, "params": None, "notes": []}
+          "peak_memory": None, "xla_memory": None, "params": None, "impl": None, "notes": []}
+
+
+def implementation(model: ml_collections.ConfigDict, dtype: str) -> str:
+  """What runs the recurrence on the default backend: for LSTM / GRU the resolved
+  ``model.impl`` (``rnnbench.scan.resolve_impl``: "fused", "nn_scan", "pallas" or
+  "pallas_interpret"); for a cell with a linear recurrence its ``model.scan`` ("pallas" on a
+  machine without a GPU is "pallas_interpret"); else "sequential"."""
+  if model.cell in ("lstm", "gru"):
+    cell = "gru_reset_after" if model.cell == "gru" and model.reset_after else model.cell
+    return scan.resolve_impl(model.impl, cell=cell, hidden_size=model.hidden_size, dtype=dtype)
+  if getattr(cells.get(model.cell), "supports_parallel", False):
+    if model.scan == "pallas" and jax.default_backend() not in ("gpu", "cuda"):
+      return "pallas_interpret"
+    return model.scan
+  return "sequential"
 
 
 @dataclasses.dataclass
@@ -287,7 +304,8 @@ def run_case(config: ml_collections.ConfigDict, bench: ml_collections.ConfigDict
         on_mode(record)
     return records
   for record in records:
-    record.update(embed_dim=cfg.model.embed_dim, params=params)
+    record.update(embed_dim=cfg.model.embed_dim, params=params,
+                  impl=implementation(cfg.model, cfg.train.dtype))
     try:
       _measure(record, _steps_for(record["mode"], state, batch, loss_fn), bench, forward_flops)
     except Exception as e:  # pylint: disable=broad-except
