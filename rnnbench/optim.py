@@ -57,14 +57,47 @@ def keras_adam(learning_rate: optax.ScalarOrSchedule = 1e-3, beta_1: float = 0.9
 
 
 _OPTIMIZERS = {"keras_adam": keras_adam, "adam": optax.adam}
+SCHEDULES = ("constant", "warmup_cosine")
 
 
-def make_optimizer(train_config: Mapping[str, Any]) -> optax.GradientTransformation:
-  """``train.optimizer``: 'keras_adam' (Keras' Adam) or 'adam' (optax); ``train.learning_rate``."""
+def make_schedule(train_config: Mapping[str, Any], total_steps: int = 0) -> optax.ScalarOrSchedule:
+  """``train.schedule``: 'constant' (``learning_rate``, the notebook's) or 'warmup_cosine'.
+
+  'warmup_cosine' rises linearly from 0 to ``learning_rate`` over ``warmup_steps``, then
+  follows a cosine down to ``learning_rate * final_lr_fraction`` at ``decay_steps`` (0: the
+  run's ``total_steps``), through ``optax.warmup_cosine_decay_schedule``.
+  """
+  name = train_config.get("schedule", "constant")
+  lr = train_config["learning_rate"]
+  if name == "constant":
+    return lr
+  if name != "warmup_cosine":
+    raise ValueError(f"unknown train.schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+  warmup = int(train_config.get("warmup_steps", 0))
+  decay = int(train_config.get("decay_steps", 0)) or int(total_steps)
+  if warmup < 0 or decay < 1:
+    raise ValueError(f"train.schedule='warmup_cosine' needs warmup_steps >= 0 and decay_steps "
+                     f">= 1 (0: the run's steps), got {warmup} and {decay}")
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=lr, warmup_steps=min(warmup, decay - 1) if decay > 1 else 0,
+      decay_steps=decay, end_value=lr * float(train_config.get("final_lr_fraction", 0.0)))
+
+
+def make_optimizer(train_config: Mapping[str, Any],
+                   total_steps: int = 0) -> optax.GradientTransformation:
+  """``train.optimizer`` ('keras_adam' or 'adam') on ``make_schedule``'s learning rate.
+
+  With ``train.grad_clip > 0`` the gradients are first clipped to that global norm
+  (``optax.clip_by_global_norm``); 0, the default, applies the optimizer alone (the notebook's).
+  """
   name = train_config["optimizer"]
   if name not in _OPTIMIZERS:
     raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(_OPTIMIZERS)}")
-  return _OPTIMIZERS[name](learning_rate=train_config["learning_rate"])
+  tx = _OPTIMIZERS[name](learning_rate=make_schedule(train_config, total_steps))
+  clip = float(train_config.get("grad_clip", 0.0))
+  if clip < 0:
+    raise ValueError(f"train.grad_clip must be >= 0 (0: off), got {clip}")
+  return optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx
 
 
 KERAS_EPSILON = 1e-7  # keras.backend.epsilon()

@@ -78,7 +78,10 @@ def split_at(n: int, validation_split: float) -> int:
 def prepare_data(config: ml_collections.ConfigDict) -> PreparedData:
   """Loads the dataset, fits the tokenizer on the whole train subset and pads every split."""
   dataset = data_lib.load(config.data, seed=config.seed)
-  tok = tokenizer_lib.Tokenizer(num_words=config.data.num_words)
+  tok = tokenizer_lib.Tokenizer(
+      num_words=config.data.num_words,
+      filters=config.data.get("filters", tokenizer_lib.DEFAULT_FILTERS),
+      lower=config.data.get("lower", True))
   tok.fit_on_texts(dataset.train_texts)
 
   def encode(texts, labels) -> Arrays:
@@ -138,13 +141,14 @@ def num_batches(n: int, batch_size: int) -> int:
 
 
 def create_train_state(config: ml_collections.ConfigDict, num_classes: int,
-                       rng: jax.Array) -> TrainState:
+                       rng: jax.Array, total_steps: int = 0) -> TrainState:
+  """Fresh params and optimizer state; ``total_steps``: the run's updates, for a schedule."""
   model = models.create_model(config, num_classes=num_classes)
   init_key, dropout_key = jax.random.split(rng)
   dummy = jnp.zeros((1, config.data.maxlen), jnp.int32)
   params = model.init({"params": init_key}, dummy, train=False)["params"]
   return TrainState.create(apply_fn=mixed_precision(model.apply, config.train.dtype),
-                           params=params, tx=optim.make_optimizer(config.train),
+                           params=params, tx=optim.make_optimizer(config.train, total_steps),
                            dropout_key=dropout_key)
 
 
@@ -189,9 +193,9 @@ def _accumulate(metrics, losses, logits, y, w, step):
 
 
 def create_sharded_state(config: ml_collections.ConfigDict, num_classes: int, rng: jax.Array,
-                         mesh: jax.sharding.Mesh) -> tuple[TrainState, Any]:
+                         mesh: jax.sharding.Mesh, total_steps: int = 0) -> tuple[TrainState, Any]:
   """``create_train_state`` placed on ``mesh``, and its shardings (``sharding.state_shardings``)."""
-  state = create_train_state(config, num_classes, rng)
+  state = create_train_state(config, num_classes, rng, total_steps)
   shardings = sharding.state_shardings(state, mesh, config.train.get("shard_embedding", False))
   return jax.device_put(state, shardings), shardings
 
@@ -417,8 +421,9 @@ def _train(config, workdir: pathlib.Path, step_hook, multi_process: bool, main: 
   load_s = time.perf_counter() - t0
   loss_fn = optim.make_loss(config.train.loss)
   mesh = sharding.make_mesh(config.train.get("num_devices", 0))
-  state, state_sharding = create_sharded_state(config, len(data.label_names),
-                                               jax.random.PRNGKey(config.seed), mesh)
+  state, state_sharding = create_sharded_state(
+      config, len(data.label_names), jax.random.PRNGKey(config.seed), mesh,
+      total_steps=config.train.num_epochs * num_batches(len(data.train), config.train.batch_size))
   digest = data_digest(data)
   ckpt, state, position = _start_or_resume(config, workdir, state, digest)
   try:

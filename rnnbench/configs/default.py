@@ -22,6 +22,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.maxlen = 100
   config.data.padding = "pre"
   config.data.truncating = "pre"
+  # The tokenizer's splitting, as Keras' Tokenizer(filters=..., lower=...): these characters
+  # become spaces. The default is Keras' (the notebook's); the generated tasks use "".
+  config.data.filters = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+  config.data.lower = True
   config.data.validation_split = 0.1  # the LAST fraction of the train subset, as Keras' fit does
   config.data.max_train_docs = 0      # >0: use only the first N train documents (smoke runs)
   config.data.max_test_docs = 0       # >0: use only the first N test documents
@@ -33,6 +37,26 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.synthetic.num_classes = 20
   config.data.synthetic.vocab_size = 5000
   config.data.synthetic.doc_len = 120
+  # data.name == "listops", "recall", "delay": generated long-range tasks (docs/tasks.md).
+  config.data.listops = ml_collections.ConfigDict()
+  config.data.listops.num_train = 96000   # LRA's sizes
+  config.data.listops.num_test = 2000
+  config.data.listops.min_length = 500    # tokens per text
+  config.data.listops.max_length = 2000
+  config.data.listops.max_depth = 10
+  config.data.listops.max_args = 10
+  config.data.recall = ml_collections.ConfigDict()
+  config.data.recall.num_train = 20000
+  config.data.recall.num_test = 2000
+  config.data.recall.num_keys = 64
+  config.data.recall.num_values = 16
+  config.data.recall.num_pairs = 32       # the text is 2 * num_pairs + 2 tokens
+  config.data.delay = ml_collections.ConfigDict()
+  config.data.delay.num_train = 20000
+  config.data.delay.num_test = 2000
+  config.data.delay.num_classes = 8
+  config.data.delay.length = 1000         # tokens per text, the class token first
+  config.data.delay.vocab_size = 64       # distractor tokens
   # data.name == "tfds:<name>": a TensorFlow Datasets dataset (pip install -e '.[tfds]').
   config.data.tfds = ml_collections.ConfigDict()
   config.data.tfds.train_split = "train"  # tfds split syntax, e.g. "train[:90%]"
@@ -86,6 +110,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.train.batch_size = 32
   config.train.eval_batch_size = 256
   config.train.learning_rate = 1e-3
+  config.train.schedule = "constant"     # or "warmup_cosine" (optax), as the tasks use
+  config.train.warmup_steps = 0          # warmup_cosine: linear warm-up steps
+  config.train.decay_steps = 0           # warmup_cosine: cosine length; 0: the run's steps
+  config.train.final_lr_fraction = 0.0   # warmup_cosine: the last step's share of the lr
+  config.train.grad_clip = 0.0           # >0: clip gradients to this global norm first
   config.train.optimizer = "keras_adam"  # Keras' Adam (eps 1e-7 on sqrt(v)); or "adam" (optax)
   config.train.loss = "keras"            # clipped categorical cross-entropy; or "log_softmax"
   config.train.progress = True           # a progress bar while an epoch runs

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rnnbench.data import files, newsgroups, synthetic, tfds_catalog
+from rnnbench.data import files, longrange, newsgroups, synthetic, tfds_catalog
 from rnnbench.data.base import DataError, TextClassificationData, TextDataset
 from rnnbench.data.newsgroups import fetch_20newsgroups
 from rnnbench.data.synthetic import make_synthetic
@@ -29,6 +29,7 @@ LOADERS: dict[str, Loader] = {
     "jsonl": files.load,
     "folder": files.load,
     tfds_catalog.PREFIX: tfds_catalog.load,
+    **{task: longrange.loader(task) for task in longrange.TASKS},  # listops, recall, delay
 }
 
 
