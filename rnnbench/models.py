@@ -25,6 +25,12 @@ Options (``config.model``, docs/model_options.md); the defaults are the notebook
 * ``pooling``: 'max' (GlobalMaxPooling1D), 'mean' (GlobalAveragePooling1D) or 'last' (the
   last RNN's ``return_sequences=False``: the forward output at the last (valid) step, and
   for a bidirectional RNN the backward output at the first (valid) step, its final one).
+* ``block``: each RNN layer inside a pre-norm residual block, as the minGRU/minLSTM paper's
+  models (and most modern RNN stacks) use: ``h = skip(x) + rnn(LayerNorm(x))``, then
+  ``h + MLP(LayerNorm(h))`` with ``MLP = Dense(4 W, gelu) -> Dense(W)``; ``skip`` is the
+  identity, or a bias-free Dense when the layer's input width is not its output width ``W``.
+  A final LayerNorm (``block_norm``) comes before the pooling. Params ``block_0``,
+  ``block_1``, ... beside ``rnn``, ``rnn_1``, ...; False (the default) is the notebook's model.
 
 Masking, how: a causal RNN started from zeros gives at every valid step what it gives on the
 same row with its padding moved to the end. So each row's tokens are put in "valid-first"
@@ -55,6 +61,36 @@ def check_options(num_layers: int, pooling: str) -> None:
                      + ", ".join(repr(p) for p in POOLINGS))
   if int(num_layers) < 1:
     raise ValueError(f"model.num_layers must be >= 1, got {num_layers}")
+
+
+class Block(nn.Module):
+  """The non-recurrent parts of one residual block around an RNN layer (``model.block``)."""
+  in_features: int
+  features: int  # the RNN layer's output width W
+  mlp_ratio: int = 4
+
+  def setup(self):
+    self.norm_1 = nn.LayerNorm()
+    if self.in_features != self.features:
+      self.skip = nn.Dense(self.features, use_bias=False)
+    self.norm_2 = nn.LayerNorm()
+    self.mlp_in = nn.Dense(self.mlp_ratio * self.features)
+    self.mlp_out = nn.Dense(self.features)
+
+  def pre(self, x: jax.Array) -> jax.Array:
+    """(B, T, in) -> the RNN layer's input, LayerNorm(x)."""
+    return self.norm_1(x)
+
+  def __call__(self, x: jax.Array, y: jax.Array) -> jax.Array:
+    """x (B, T, in), the RNN's output y (B, T, W) -> the block's output (B, T, W)."""
+    h = (x if self.in_features == self.features else self.skip(x)) + y
+    return h + self.mlp_out(nn.gelu(self.mlp_in(self.norm_2(h))))
+
+  @staticmethod
+  def count(in_features: int, features: int, mlp_ratio: int = 4) -> int:
+    skip = 0 if in_features == features else in_features * features
+    hidden = mlp_ratio * features
+    return 2 * in_features + skip + 2 * features + (features + 1) * hidden + (hidden + 1) * features
 
 
 def _take(x: jax.Array, index: jax.Array) -> jax.Array:
@@ -103,12 +139,18 @@ class Classifier(nn.Module):
   num_layers: int = 1        # layers i > 0 are copies of ``rnn``, params 'rnn_{i}'
   mask_padding: bool = False
   pooling: str = "max"
+  block: bool = False        # residual + LayerNorm + MLP around each layer (``Block``)
 
   def setup(self):
     check_options(self.num_layers, self.pooling)
     self.embedding = Embedding(self.num_words, self.embed_dim)
     for i in range(1, self.num_layers):
       setattr(self, f"rnn_{i}", self.rnn.copy())
+    if self.block:
+      width = _width(self.rnn)
+      for i in range(self.num_layers):
+        setattr(self, f"block_{i}", Block(self.embed_dim if i == 0 else width, width))
+      self.block_norm = nn.LayerNorm()
     self.dropout_1 = nn.Dropout(self.dropout)
     self.dense_1 = nn.Dense(self.dense_size, kernel_init=nn.initializers.glorot_uniform())
     self.dropout_2 = nn.Dropout(self.dropout)
@@ -131,7 +173,12 @@ class Classifier(nn.Module):
     x = self.embedding(tokens)
     for i in range(self.num_layers):
       layer = self.rnn if i == 0 else getattr(self, f"rnn_{i}")
-      x = layer(x, reverse) if isinstance(layer, Bidirectional) else layer(x)
+      block = getattr(self, f"block_{i}") if self.block else None
+      y = block.pre(x) if block is not None else x
+      y = layer(y, reverse) if isinstance(layer, Bidirectional) else layer(y)
+      x = block(x, y) if block is not None else y
+    if self.block:
+      x = self.block_norm(x)
     return x, valid, order
 
   def _last(self, x: jax.Array, last: jax.Array | int) -> jax.Array:
@@ -186,6 +233,11 @@ def _option(m: Mapping[str, Any], name: str, default: Any) -> Any:
   return m[name] if name in m else default
 
 
+def _width(rnn: nn.Module) -> int:
+  """The output width of a cell, or of a Bidirectional pair (both halves)."""
+  return 2 * rnn.forward.features if isinstance(rnn, Bidirectional) else rnn.features
+
+
 def create_model(config: Mapping[str, Any], num_classes: int = 20) -> Classifier:
   """The classifier for the full config (``config.data.num_words``, ``config.model.*``)."""
   m = config["model"]
@@ -198,7 +250,8 @@ def create_model(config: Mapping[str, Any], num_classes: int = 20) -> Classifier
   return Classifier(num_words=config["data"]["num_words"], embed_dim=m["embed_dim"],
                     rnn=rnn, dense_size=m["dense_size"], num_classes=num_classes,
                     dropout=m["dropout"], num_layers=num_layers,
-                    mask_padding=bool(_option(m, "mask_padding", False)), pooling=pooling)
+                    mask_padding=bool(_option(m, "mask_padding", False)), pooling=pooling,
+                    block=bool(_option(m, "block", False)))
 
 
 def param_shapes(config: Mapping[str, Any], num_classes: int = 20,
@@ -224,6 +277,9 @@ def param_count(config: Mapping[str, Any], num_classes: int = 20) -> int:
   width = directions * m["hidden_size"]
   rnn = sum(directions * cell.param_count(m["embed_dim"] if i == 0 else width)
             for i in range(len(rnn_names(config))))
+  if _option(m, "block", False):
+    rnn += sum(Block.count(m["embed_dim"] if i == 0 else width, width)
+               for i in range(len(rnn_names(config)))) + 2 * width
   return (config["data"]["num_words"] * m["embed_dim"] + rnn
           + (width + 1) * m["dense_size"] + (m["dense_size"] + 1) * num_classes)
 
@@ -241,10 +297,14 @@ def summary(config: Mapping[str, Any], num_classes: int = 20) -> str:
   width = (2 if bidirectional else 1) * m["hidden_size"]
   names = rnn_names(config)
   rows = [("embedding (Embedding)", (None, t, m["embed_dim"]), count("embedding"))]
-  for name in names:
+  for i, name in enumerate(names):
     last = model.pooling == "last" and name == names[-1]  # return_sequences=False
     rows.append((f"{name} ({cell_type})", (None, width) if last else (None, t, width),
                  count(name)))
+    if model.block:
+      rows.append((f"block_{i} (Block: LayerNorm, MLP)", (None, t, width), count(f"block_{i}")))
+  if model.block:
+    rows.append(("block_norm (LayerNormalization)", (None, t, width), count("block_norm")))
   if model.pooling != "last":
     layer = {"max": "GlobalMaxPooling1D", "mean": "GlobalAveragePooling1D"}[model.pooling]
     name = {"max": "global_max_pooling1d", "mean": "global_average_pooling1d"}[model.pooling]

@@ -89,6 +89,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.bidirectional = False  # each layer as Keras' Bidirectional(merge_mode='concat')
   config.model.mask_padding = False   # token 0 is padding, skipped by the RNN and the pooling
   config.model.pooling = "max"        # "max", "mean", or "last" (the last step's output)
+  config.model.block = False          # each layer in a residual + LayerNorm + MLP block
   # Keras 2.2's default; "sigmoid" is the modern one (Keras >= 2.3, PyTorch, cuDNN).
   config.model.recurrent_activation = "hard_sigmoid"
   config.model.reset_after = False    # GRU: False is the notebook's (Keras 2.2 default) GRU
