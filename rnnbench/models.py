@@ -269,8 +269,8 @@ def rnn_names(config: Mapping[str, Any]) -> list[str]:
           for i in range(int(_option(config["model"], "num_layers", 1)))]
 
 
-def param_count(config: Mapping[str, Any], num_classes: int = 20) -> int:
-  """The number of params, in closed form from the cells' ``param_count``."""
+def rnn_param_count(config: Mapping[str, Any]) -> int:
+  """The params of the recurrent layers (and their ``model.block`` parts), in closed form."""
   m = config["model"]
   directions = 2 if _option(m, "bidirectional", False) else 1
   cell = cells.create(m)
@@ -280,6 +280,14 @@ def param_count(config: Mapping[str, Any], num_classes: int = 20) -> int:
   if _option(m, "block", False):
     rnn += sum(Block.count(m["embed_dim"] if i == 0 else width, width)
                for i in range(len(rnn_names(config)))) + 2 * width
+  return rnn
+
+
+def param_count(config: Mapping[str, Any], num_classes: int = 20) -> int:
+  """The number of params, in closed form from the cells' ``param_count``."""
+  m = config["model"]
+  width = (2 if _option(m, "bidirectional", False) else 1) * m["hidden_size"]
+  rnn = rnn_param_count(config)
   return (config["data"]["num_words"] * m["embed_dim"] + rnn
           + (width + 1) * m["dense_size"] + (m["dense_size"] + 1) * num_classes)
 

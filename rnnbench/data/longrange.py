@@ -21,6 +21,7 @@ size of one subset does not change the other.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -135,7 +136,19 @@ TASKS: dict[str, tuple[Callable[..., tuple[list[str], np.ndarray]],
 
 
 def make(task: str, subset: str, fields: dict[str, Any], seed: int = 0) -> TextDataset:
-  """The ``subset`` ('train' or 'test') of ``task``, sized by ``fields`` (its config section)."""
+  """The ``subset`` ('train' or 'test') of ``task``, sized by ``fields`` (its config section).
+
+  The last few subsets made are kept in memory (a comparison trains every cell on the same
+  (task, seed)); the caller gets its own copy of the texts and labels.
+  """
+  out = _make(task, subset, tuple(sorted(fields.items())), int(seed))
+  return TextDataset(data=list(out.data), target=out.target.copy(),
+                     target_names=list(out.target_names))
+
+
+@functools.lru_cache(maxsize=4)
+def _make(task: str, subset: str, items: tuple[tuple[str, Any], ...], seed: int) -> TextDataset:
+  fields = dict(items)
   generate, names = TASKS[task]
   n = int(fields[f"num_{subset}"])
   if n < 0:
