@@ -60,12 +60,14 @@ _OPTIMIZERS = {"keras_adam": keras_adam, "adam": optax.adam}
 SCHEDULES = ("constant", "warmup_cosine")
 
 
-def make_schedule(train_config: Mapping[str, Any], total_steps: int = 0) -> optax.ScalarOrSchedule:
+def make_schedule(train_config: Mapping[str, Any],
+                  total_steps: int = 0) -> optax.ScalarOrSchedule:
   """``train.schedule``: 'constant' (``learning_rate``, the notebook's) or 'warmup_cosine'.
 
   'warmup_cosine' rises linearly from 0 to ``learning_rate`` over ``warmup_steps``, then
   follows a cosine down to ``learning_rate * final_lr_fraction`` at ``decay_steps`` (0: the
-  run's ``total_steps``), through ``optax.warmup_cosine_decay_schedule``.
+  run's ``total_steps``; if that is 0 too, ``warmup_steps + 1``), through
+  ``optax.warmup_cosine_decay_schedule``.
   """
   name = train_config.get("schedule", "constant")
   lr = train_config["learning_rate"]
@@ -74,12 +76,14 @@ def make_schedule(train_config: Mapping[str, Any], total_steps: int = 0) -> opta
   if name != "warmup_cosine":
     raise ValueError(f"unknown train.schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
   warmup = int(train_config.get("warmup_steps", 0))
-  decay = int(train_config.get("decay_steps", 0)) or int(total_steps)
-  if warmup < 0 or decay < 1:
+  decay = int(train_config.get("decay_steps", 0))
+  if warmup < 0 or decay < 0:
     raise ValueError(f"train.schedule='warmup_cosine' needs warmup_steps >= 0 and decay_steps "
-                     f">= 1 (0: the run's steps), got {warmup} and {decay}")
+                     f">= 0 (0: the run's steps), got {warmup} and {decay}")
+  # With no run length known (the benchmark, a standalone optimizer): warm-up, then decay.
+  decay = decay or int(total_steps) or warmup + 1
   return optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=lr, warmup_steps=min(warmup, decay - 1) if decay > 1 else 0,
+      init_value=0.0, peak_value=lr, warmup_steps=min(warmup, decay - 1),
       decay_steps=decay, end_value=lr * float(train_config.get("final_lr_fraction", 0.0)))
 
 
