@@ -106,13 +106,17 @@ def hidden_for_budget(config: ml_collections.ConfigDict, budget: int,
   return lo
 
 
-def run_config(task: str, cell_spec: str, size: str, seed: int) -> tuple[ml_collections.ConfigDict, list[str]]:
-  """The config of one run, and the overrides that made it from the task's get_config()."""
+def run_config(task: str, cell_spec: str, size: str, seed: int,
+               extra: Sequence[str] = ()) -> tuple[ml_collections.ConfigDict, list[str]]:
+  """The config of one run, and the overrides that made it from the task's get_config().
+
+  ``extra``: more ``FIELD=VALUE`` overrides, after the size's (``--set``).
+  """
   if size not in SIZES:
     raise ValueError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
   module = task_module(task)
   cell, options = parse_cell(cell_spec)
-  overrides = ([] if size == "full" else list(module.SIZES[size])) + [
+  overrides = ([] if size == "full" else list(module.SIZES[size])) + list(extra) + [
       f"model.cell={cell!r}", *options]
   config = module.get_config()
   sweep.apply_overrides(config, overrides)
@@ -156,7 +160,8 @@ def _cached(path: pathlib.Path, make) -> Any:
 
 
 def run_task(task: str, cells: Sequence[str], seeds: Sequence[int], size: str,
-             root: pathlib.Path, timing_steps: int, say=print) -> dict[str, Any]:
+             root: pathlib.Path, timing_steps: int, extra: Sequence[str] = (),
+             say=print) -> dict[str, Any]:
   """Every cell and seed of one task, its timings and baselines; the task's report section."""
   from rnnbench import baselines  # pylint: disable=g-import-not-at-top
   module = task_module(task)
@@ -164,7 +169,7 @@ def run_task(task: str, cells: Sequence[str], seeds: Sequence[int], size: str,
   for spec in cells:
     runs, config = [], None
     for seed in seeds:
-      config, overrides = run_config(task, spec, size, seed)
+      config, overrides = run_config(task, spec, size, seed, extra)
       workdir = root / task / spec / f"seed{seed}"
       say(f"== {task} / {spec} / seed {seed}: {workdir}")
       train.train_and_evaluate(config, workdir)
@@ -183,7 +188,7 @@ def run_task(task: str, cells: Sequence[str], seeds: Sequence[int], size: str,
         "epochs": runs[0]["summary"]["epochs"], "step_time": timing,
         "train_s": sum(sum(h["epoch_time_s"] for h in r["history"]) for r in runs),
     }
-  base_config, _ = run_config(task, "none", size, seeds[0])
+  base_config, _ = run_config(task, "none", size, seeds[0], extra)
   out["data"] = {"name": base_config.data.name, "maxlen": base_config.data.maxlen,
                  "num_train": runs[0]["summary"]["num_train"],
                  "num_test": runs[0]["summary"]["num_test"],
@@ -299,7 +304,7 @@ def plot(rep: Mapping[str, Any], root: pathlib.Path) -> list[str]:
 
 def run_compare(cells: Sequence[str], tasks: Sequence[str], seeds: Sequence[int],
                 root: str | pathlib.Path, size: str = "cpu", timing_steps: int | None = None,
-                say=print) -> dict[str, Any]:
+                overrides: Sequence[str] = (), say=print) -> dict[str, Any]:
   """Runs (or reads back) the whole comparison and writes the report into ``root``."""
   root = pathlib.Path(root)
   for spec in cells:
@@ -312,12 +317,13 @@ def run_compare(cells: Sequence[str], tasks: Sequence[str], seeds: Sequence[int]
   start = time.perf_counter()
   rep: dict[str, Any] = {
       "size": size, "seeds": [int(s) for s in seeds], "cells": list(cells),
+      "overrides": list(overrides),
       "command": " ".join(["python -m rnnbench.compare", *sys.argv[1:]]),
       "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "environment": train.environment(), "tasks": {}}
   rep["environment"]["cpu"] = platform.processor() or platform.machine()
   for task in tasks:
-    rep["tasks"][task] = run_task(task, cells, seeds, size, root, timing_steps, say)
+    rep["tasks"][task] = run_task(task, cells, seeds, size, root, timing_steps, overrides, say)
   rep["wall_s"] = time.perf_counter() - start
   root.mkdir(parents=True, exist_ok=True)
   rep["plots"] = plot(rep, root)
@@ -339,6 +345,8 @@ _SIZE = flags.DEFINE_enum("size", "cpu", list(SIZES), "full (accelerators), cpu 
                           flag_values=FLAGS)
 _ROOT = flags.DEFINE_string("root", "runs/compare", "Where the runs and the report go.",
                             flag_values=FLAGS)
+_SET = flags.DEFINE_multi_string("set", [], "Config override FIELD=VALUE for every run.",
+                                 flag_values=FLAGS)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -346,7 +354,7 @@ def parse_flags(argv: list[str]) -> list[str]:
   try:
     rest = FLAGS(argv)
   except flags.Error as e:
-    sys.exit(f"{argv[0]}: {e}\nFlags: --cells --tasks --seeds --quick --size --root")
+    sys.exit(f"{argv[0]}: {e}\nFlags: --cells --tasks --seeds --quick --size --root --set")
   flags.FLAGS.mark_as_parsed()  # absl's app.run reads its own flags' defaults
   return rest
 
@@ -358,7 +366,8 @@ def main(argv):
     sys.exit(f"error: --seeds must be >= 1, got {_SEEDS.value}")
   size = "quick" if _QUICK.value else _SIZE.value
   try:
-    run_compare(_CELLS.value, _TASKS.value, list(range(_SEEDS.value)), _ROOT.value, size)
+    run_compare(_CELLS.value, _TASKS.value, list(range(_SEEDS.value)), _ROOT.value, size,
+                overrides=_SET.value)
   except train.TrainingInterrupted as e:
     sys.exit(str(e))
   except train.EXPECTED_ERRORS as e:
