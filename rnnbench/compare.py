@@ -165,7 +165,8 @@ def run_task(task: str, cells: Sequence[str], seeds: Sequence[int], size: str,
   """Every cell and seed of one task, its timings and baselines; the task's report section."""
   from rnnbench import baselines  # pylint: disable=g-import-not-at-top
   module = task_module(task)
-  out: dict[str, Any] = {"cells": {}, "budget": module.RNN_PARAM_BUDGET}
+  out: dict[str, Any] = {"cells": {}, "budget": module.RNN_PARAM_BUDGET,
+                         "note": getattr(module, "NOTE", "")}
   for spec in cells:
     runs, config = [], None
     for seed in seeds:
@@ -245,6 +246,8 @@ def markdown(rep: Mapping[str, Any]) -> str:
             f"p = {m['p_value']:.2g})" if "p_value" in m else "")
       lines += ["", f"Winner: **{w['cell']}**, {pct(w['test_accuracy'])}%, "
                     f"{100 * m['diff']:+.1f} points over {w['runner_up']}{ci}."]
+    if t.get("note"):
+      lines += ["", t["note"]]
     if "published" in t:
       p = t["published"]
       lines += ["", f"Published ({p['size']}; {p['source']}): "
