@@ -52,6 +52,7 @@ SIZES = ("full", "cpu", "quick")
 CELL_OPTIONS = {"block": "model.block=True"}  # cell+option
 TEXT_TASKS = ("notebook", "newsgroups_long")  # also get the full-text TF-IDF baseline
 MAX_HIDDEN = 512
+QUICK_SEEDS = 2  # --quick without --seeds
 
 # Published test accuracies (%), at the task's full size only.
 PUBLISHED = {
@@ -341,7 +342,8 @@ _CELLS = flags.DEFINE_list("cells", list(CELLS), "Cells (cell[+block]), e.g. lst
                            flag_values=FLAGS)
 _TASKS = flags.DEFINE_list("tasks", list(TASKS), "Tasks: files in configs/tasks/.",
                            flag_values=FLAGS)
-_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per (task, cell): 0 .. N-1.", flag_values=FLAGS)
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per (task, cell): 0 .. N-1 (--quick: 2).",
+                              flag_values=FLAGS)
 _QUICK = flags.DEFINE_bool("quick", False, "Small sizes, for a first look (--size=quick).",
                            flag_values=FLAGS)
 _SIZE = flags.DEFINE_enum("size", "cpu", list(SIZES), "full (accelerators), cpu or quick.",
@@ -368,8 +370,9 @@ def main(argv):
   if _SEEDS.value < 1:
     sys.exit(f"error: --seeds must be >= 1, got {_SEEDS.value}")
   size = "quick" if _QUICK.value else _SIZE.value
+  seeds = _SEEDS.value if FLAGS["seeds"].present or size != "quick" else QUICK_SEEDS
   try:
-    run_compare(_CELLS.value, _TASKS.value, list(range(_SEEDS.value)), _ROOT.value, size,
+    run_compare(_CELLS.value, _TASKS.value, list(range(seeds)), _ROOT.value, size,
                 overrides=_SET.value)
   except train.TrainingInterrupted as e:
     sys.exit(str(e))
