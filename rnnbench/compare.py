@@ -129,8 +129,17 @@ def run_config(task: str, cell_spec: str, size: str, seed: int,
 
 
 def bench_module():
-  """The benchmark's module (``rnnbench.bench``): imported here only, when timing starts."""
-  return importlib.import_module("rnnbench.bench")
+  """The benchmark's timing API (``run_case``, ``Case``, ``default_bench_config``), imported
+  here only, when timing starts: ``rnnbench.bench.runner`` (the package), else ``rnnbench.bench``.
+  """
+  for name in ("rnnbench.bench.runner", "rnnbench.bench"):
+    try:
+      module = importlib.import_module(name)
+    except ModuleNotFoundError:
+      continue
+    if hasattr(module, "run_case"):
+      return module
+  raise ImportError("no rnnbench.bench module with run_case")
 
 
 def time_train_step(config: ml_collections.ConfigDict, num_classes: int, steps: int,
@@ -168,14 +177,17 @@ def run_task(task: str, cells: Sequence[str], seeds: Sequence[int], size: str,
   module = task_module(task)
   out: dict[str, Any] = {"cells": {}, "budget": module.RNN_PARAM_BUDGET,
                          "note": getattr(module, "NOTE", "")}
-  for spec in cells:
-    runs, config = [], None
-    for seed in seeds:
-      config, overrides = run_config(task, spec, size, seed, extra)
+  runs_of: dict[str, list[dict[str, Any]]] = {spec: [] for spec in cells}
+  for seed in seeds:  # seed-major: a generated dataset is made once per seed, for every cell
+    for spec in cells:
+      config, _ = run_config(task, spec, size, seed, extra)
       workdir = root / task / spec / f"seed{seed}"
       say(f"== {task} / {spec} / seed {seed}: {workdir}")
       train.train_and_evaluate(config, workdir)
-      runs.append(sweep.read_run(workdir))
+      runs_of[spec].append(sweep.read_run(workdir))
+  for spec in cells:
+    runs = runs_of[spec]
+    config, overrides = run_config(task, spec, size, seeds[-1], extra)
     num_classes = len(json.loads((root / task / spec / f"seed{seeds[0]}" /
                                   "labels.json").read_text()))
     timing = _cached(root / task / spec / "timing.json",
