@@ -29,7 +29,6 @@ import importlib
 import json
 import math
 import pathlib
-import platform
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -273,7 +272,7 @@ def markdown(rep: Mapping[str, Any]) -> str:
             "benchmark's median (rnnbench.bench.run_case, mode train) at the task's batch and "
             "length. Hidden sizes: the largest within each task's recurrent-param budget "
             "(docs/tasks.md).", "",
-            f"Wall time {rep['wall_s'] / 60:.1f} min on {env['cpu']} ({env['cpu_count']} CPUs, "
+            f"Wall time {rep['wall_s'] / 60:.1f} min on {env.get('cpu_model') or env['cpu']} ({env['cpu_count']} CPUs, "
             f"{env['backend']}), jax {env['jax']}. Command: `{rep['command']}`", ""]
   return "\n".join(lines)
 
@@ -337,7 +336,6 @@ def run_compare(cells: Sequence[str], tasks: Sequence[str], seeds: Sequence[int]
       "command": " ".join(["python -m rnnbench.compare", *sys.argv[1:]]),
       "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "environment": train.environment(), "tasks": {}}
-  rep["environment"]["cpu"] = platform.processor() or platform.machine()
   for task in tasks:
     rep["tasks"][task] = run_task(task, cells, seeds, size, root, timing_steps, overrides, say)
   rep["wall_s"] = time.perf_counter() - start

@@ -27,6 +27,7 @@ from rnnbench import optim
 from rnnbench import sweep
 from rnnbench import tokenizer as tokenizer_lib
 from rnnbench import train
+from rnnbench import validation
 from rnnbench.data import longrange
 
 OPS = {"[MAX": max, "[MIN": min, "[MED": lambda v: int(statistics.median(v)),
@@ -185,6 +186,25 @@ def test_task_configs_share_the_protocol(task):
     sweep.apply_overrides(c, module.SIZES[size])  # every override names a real field
   if task in ("listops", "recall", "delay"):
     assert (config.data.filters, config.model.pooling) == ("", "last")
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_task_configs_pass_validation(task):
+  module = importlib.import_module(f"configs.tasks.{task}")
+  for size in ("full", "cpu", "quick"):
+    config, _ = compare.run_config(task, "mingru+block", size, seed=0)
+    validation.validate(config)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("train.schedule", "cosine"), ("train.warmup_steps", -1), ("train.grad_clip", -1.0),
+    ("data.recall.num_pairs", 0), ("data.listops.max_args", 1), ("model.block", "yes"),
+    ("data.lower", 1), ("data.delay.num_classes", 1)])
+def test_new_fields_are_validated(field, value):
+  config = default.get_config()
+  sweep.apply_overrides(config, [f"{field}={value!r}"])
+  with pytest.raises(validation.ConfigError, match=re.escape(f"config.{field}={value!r}")):
+    validation.validate(config)
 
 
 def test_newsgroups_long():
