@@ -269,11 +269,12 @@ def markdown(rep: Mapping[str, Any]) -> str:
     lines.append("")
   env = rep["environment"]
   lines += ["Test accuracy: mean over seeds and the 95% t-interval of the mean. Train step: the "
-            "benchmark's median (rnnbench.bench.run_case, mode train) at the task's batch and "
+            "benchmark's median (run_case, mode train) at the task's batch and "
             "length. Hidden sizes: the largest within each task's recurrent-param budget "
             "(docs/tasks.md).", "",
-            f"Wall time {rep['wall_s'] / 60:.1f} min on {env.get('cpu_model') or env['cpu']} ({env['cpu_count']} CPUs, "
-            f"{env['backend']}), jax {env['jax']}. Command: `{rep['command']}`", ""]
+            f"Wall time {rep['wall_s'] / 60:.1f} min on {env.get('cpu_model') or env['cpu']} "
+            f"({env['cpu_count']} CPUs, {env['backend']}), jax {env['jax']}. "
+            f"Command: `{rep['command']}`", ""]
   return "\n".join(lines)
 
 

@@ -19,9 +19,8 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from rnnbench import linear_scan
+from rnnbench import scan as scan_lib
 from rnnbench.cells import register
-from rnnbench.cells.mingru import uniform_init
 
 
 @register("none")
@@ -36,8 +35,9 @@ class NoRecurrence(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    linear_scan.check_scan_mode("none", self.scan, self.supports_parallel)
-    init = uniform_init(x.shape[-1] ** -0.5)
+    scan_lib.check_scan_mode("none", self.scan, self.supports_parallel)
+    bound = x.shape[-1] ** -0.5  # PyTorch's nn.Linear init
+    init = scan_lib.uniform(-bound, bound)
     kernel = self.param("kernel", init, (x.shape[-1], self.features))
     bias = self.param("bias", init, (self.features,))
     return jnp.tanh(x @ kernel + bias)
