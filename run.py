@@ -4,12 +4,10 @@ Any config field can be overridden, e.g. ``--config.train.num_epochs=1``.
 """
 
 import pathlib
-import sys
 import time
 
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
 from rnnbench import cli
@@ -20,12 +18,9 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.
 _WORKDIR = flags.DEFINE_string("workdir", None,
                                "Where config, metrics, tokenizer and params are written; "
                                "default runs/<config>-<time>.")
-_TRACEBACK = flags.DEFINE_bool("traceback", False, "Show the traceback of an error.")
-flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
-  logging.set_verbosity(logging.WARNING)
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   workdir = _WORKDIR.value
@@ -38,15 +33,10 @@ def main(argv):
     train.train_and_evaluate(_CONFIG.value, workdir)
   except train.TrainingInterrupted as e:
     print(e, flush=True)
-  except train.EXPECTED_ERRORS as e:
-    cli.remove_if_empty(created)  # a failed run leaves no empty folder it made
-    if _TRACEBACK.value:
-      raise
-    sys.exit(f"error: {e}")
   except BaseException:
-    cli.remove_if_empty(created)
+    cli.remove_if_empty(created)  # a failed run leaves no empty folder it made
     raise
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main, required=["config"])

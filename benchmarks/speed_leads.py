@@ -57,6 +57,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from rnnbench.configs import default  # pylint: disable=wrong-import-position
 from rnnbench import activations  # pylint: disable=wrong-import-position
 from rnnbench import optim  # pylint: disable=wrong-import-position
+from rnnbench import input_pipeline  # pylint: disable=wrong-import-position
 from rnnbench import train  # pylint: disable=wrong-import-position
 
 PHASES = ("fwd", "fwd_bwd", "opt", "step")
@@ -128,10 +129,10 @@ def real_tokens(archive: str, count: int, batch: int = 32) -> np.ndarray:
   """The first ``count`` training batches of 20 Newsgroups, as ``train_and_evaluate`` makes them."""
   config = default.get_config()
   config.data.archive = archive
-  data = train.prepare_data(config)
-  order = train.epoch_order(config.seed, 1, len(data.train))
+  data = input_pipeline.prepare(config)
+  order = input_pipeline.epoch_order(config.seed, 1, len(data.train))
   return np.stack([x for x, _, _ in
-                   itertools.islice(train.batches(data.train, batch, order), count)])
+                   itertools.islice(input_pipeline.batches(data.train, batch, order), count)])
 
 
 def make_batches(data: str, count: int = 8) -> list[tuple[np.ndarray, ...]]:

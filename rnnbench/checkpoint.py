@@ -33,6 +33,9 @@ RESUME_MAY_DIFFER = (
     "data.files.train", "data.files.test", "data.files.val",
 )
 FORMAT = "rnnbench-checkpoint-v1"
+# Where a damaged checkpoint is set aside: next to ``directory``, this suffix added to its name
+# (``workdir.CHECKPOINTS_DAMAGED`` for a run's ``checkpoints``).
+DAMAGED_SUFFIX = "-damaged"
 FINGERPRINT_KEY = "config_fingerprint"  # the whole-config fingerprint (older: "fingerprint")
 
 
@@ -184,7 +187,7 @@ class Checkpointer:
   def _set_aside(self, step: int, error: Exception, fallback: int) -> None:
     """Moves the damaged checkpoint ``step`` out of the way (kept, never deleted)."""
     import jax  # pylint: disable=g-import-not-at-top
-    aside = self.directory.parent / f"{self.directory.name}-damaged" / str(step)
+    aside = self.directory.parent / f"{self.directory.name}{DAMAGED_SUFFIX}" / str(step)
     if jax.process_index() == 0:
       aside.parent.mkdir(parents=True, exist_ok=True)
       shutil.rmtree(aside, ignore_errors=True)

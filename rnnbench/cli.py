@@ -1,4 +1,11 @@
-"""Command-line plumbing shared by ``run.py`` and ``python -m rnnbench.*`` entry points."""
+"""Command-line plumbing of every entry point: run.py, ``python -m rnnbench.{evaluate,predict,
+bench,sweep}``.
+
+``run(main)`` is their ``app.run``: one flag parser (``parse_flags``: a bad flag or config
+override is one line), absl at WARNING unless ``--verbosity`` is given, and an expected error
+(``expected_errors()``: bad config, data, checkpoint or workdir, NaN loss) printed as one line
+``error: ...`` with exit status 1 and no traceback (``--traceback`` shows it).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,13 @@ import os
 import pathlib
 import re
 import sys
+from collections.abc import Callable, Sequence
 
+from absl import app
 from absl import flags
+from absl import logging as absl_logging
+
+_TRACEBACK = flags.DEFINE_bool("traceback", False, "Show the traceback of an error.")
 
 # JAX logs "Unable to initialize backend 'tpu': ..." at INFO while it looks for accelerators
 # (libtpu installed on a machine with no TPU); absl shows INFO. A backend that JAX must use and
@@ -63,3 +75,39 @@ def remove_if_empty(folders: list[pathlib.Path]) -> None:
       folder.rmdir()
     except OSError:  # not empty, or gone: keep what is there
       return
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+  """The errors whose message is for the user (it names the problem and the fix)."""
+  # pylint: disable=g-import-not-at-top
+  from rnnbench import checkpoint
+  from rnnbench import data
+  from rnnbench import sharding
+  from rnnbench import train
+  from rnnbench import workdir
+  return (ValueError, data.DataError, checkpoint.CheckpointError, train.NonFiniteLossError,
+          FileNotFoundError, sharding.DistributedError, workdir.WorkdirError)
+
+
+def set_verbosity() -> None:
+  """absl (and so JAX's and orbax's INFO lines) at WARNING, unless ``--verbosity`` was given."""
+  if not flags.FLAGS["verbosity"].present:
+    absl_logging.set_verbosity(absl_logging.WARNING)
+
+
+def run(main: Callable[[list[str]], object], *, required: Sequence[str] = (),
+        flags_parser: Callable[[list[str]], list[str]] = parse_flags) -> None:
+  """``app.run(main)`` with ``required`` flags, ``set_verbosity`` and the one-line error."""
+  if required:
+    flags.mark_flags_as_required(list(required))
+
+  def entry(argv: list[str]) -> None:
+    set_verbosity()
+    try:
+      main(argv)
+    except expected_errors() as e:
+      if _TRACEBACK.value:
+        raise
+      sys.exit(f"error: {e}")
+
+  app.run(entry, flags_parser=flags_parser)

@@ -13,14 +13,12 @@ environment ($RNNBENCH_20NEWS_ARCHIVE, $TFDS_DATA_DIR, ...); see docs/trust.md.
 import json
 import sys
 
-import numpy as np
 from absl import app
 from absl import flags
-from absl import logging
 
-from rnnbench import checkpoint
 from rnnbench import cli
 from rnnbench import data as data_lib
+from rnnbench import input_pipeline
 from rnnbench import optim
 from rnnbench import runs
 from rnnbench import train
@@ -34,16 +32,10 @@ def evaluate_run(run: runs.TrainedRun, split: str = "test") -> dict:
   dataset = data_lib.load(run.config.data, seed=run.config.seed)
   if split == "test":
     texts, labels = dataset.test_texts, dataset.test_labels
-  elif dataset.val_texts is not None:
-    texts, labels = dataset.val_texts, dataset.val_labels
   else:
-    cut = train.split_at(len(dataset.train_texts), run.config.data.validation_split)
-    texts, labels = dataset.train_texts[cut:], dataset.train_labels[cut:]
-  arrays = train.Arrays(run.encode(texts).astype(np.int32), np.asarray(labels, np.int32))
-  state = train.TrainState.create(apply_fn=run.model.apply, params=run.params,
-                                  tx=optim.make_optimizer(run.config.train),
-                                  dropout_key=np.zeros(2, np.uint32))
-  return train.evaluate(state, arrays, run.config.train.eval_batch_size,
+    texts, labels = input_pipeline.validation_texts(dataset, run.config.data.validation_split)
+  arrays = input_pipeline.encode_split(run.tokenizer, texts, labels, run.config.data)
+  return train.evaluate(run.model.apply, run.params, arrays, run.config.train.eval_batch_size,
                         optim.make_loss(run.config.train.loss))
 
 
@@ -51,14 +43,10 @@ def main(argv, locations=None):
   """Scores the run; ``locations``: the data locations (``runs.data_locations()`` shaped)."""
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  logging.set_verbosity(logging.WARNING)
-  try:
-    run = runs.load_run(_WORKDIR.value)
-    runs.apply_locations(run.config, locations if locations is not None
-                         else runs.data_locations())
-    result = evaluate_run(run, _SPLIT.value)
-  except (runs.RunError, checkpoint.CheckpointError, data_lib.DataError, ValueError) as e:
-    sys.exit(f"error: {e}")
+  run = runs.load_run(_WORKDIR.value)
+  runs.apply_locations(run.config, locations if locations is not None
+                       else runs.data_locations())
+  result = evaluate_run(run, _SPLIT.value)
   print(json.dumps({"split": _SPLIT.value, **result}))
 
 
@@ -74,8 +62,7 @@ def _cli() -> None:
     sys.exit(f"{sys.argv[0]}: bad --config override ({cli.override_error(e)}): evaluate's "
              f"--config.* flags set only where the data is ({fields}); the model and "
              "preprocessing come from the workdir")
-  flags.mark_flags_as_required(["workdir"])
-  app.run(lambda argv: main(argv, locations.value), flags_parser=cli.parse_flags)
+  cli.run(lambda argv: main(argv, locations.value), required=["workdir"])
 
 
 if __name__ == "__main__":

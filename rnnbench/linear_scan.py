@@ -24,8 +24,6 @@ import jax
 import jax.numpy as jnp
 
 from rnnbench import scan as scan_lib
-# The README's example cell still calls it here; its one definition is rnnbench.scan's.
-from rnnbench.scan import check_scan_mode  # noqa: F401
 
 
 def _linear_step(h: jax.Array, ab: tuple[jax.Array, jax.Array]):

@@ -1,4 +1,5 @@
-"""Where a run's metrics go: stdout, ``metrics.jsonl``, ``steps.jsonl`` and TensorBoard.
+"""Where a run's metrics go: stdout (Keras' lines, a tqdm bar on a terminal), ``metrics.jsonl``,
+``steps.jsonl`` and TensorBoard (file names: ``rnnbench.workdir``).
 
 Only the main process writes (``enabled``); the others get a log that does nothing. TensorBoard
 event files (``workdir/tensorboard``) are written when ``tensorboardX`` is installed
@@ -13,37 +14,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rnnbench.runinfo import write_text  # atomic
-
-
-def write_json(path: pathlib.Path, obj: Any) -> None:
-  write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def read_jsonl(path: pathlib.Path, what: str = "") -> list[dict[str, Any]]:
-  """The records of a JSON-lines file, up to its first damaged line (e.g. a crash mid-write).
-
-  A damaged line and everything after it are dropped with a one-line warning naming the file;
-  ``what`` says what becomes of them.
-  """
-  records = []
-  try:
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-  except FileNotFoundError:
-    return records
-  for n, line in enumerate(lines, 1):
-    if not line.strip():
-      continue
-    try:
-      record = json.loads(line)
-      if not isinstance(record, dict):
-        raise ValueError("not a JSON object")
-    except ValueError as e:
-      print(f"warning: {path} line {n} of {len(lines)} is damaged ({str(e)[:80]}); kept the "
-            f"{len(records)} complete record(s) before it{what}", file=sys.stderr, flush=True)
-      break
-    records.append(record)
-  return records
+from rnnbench import workdir as layout
 
 
 class MetricLog:
@@ -61,13 +32,14 @@ class MetricLog:
     self._tb = None
     if not enabled:
       return
-    steps_file = workdir / "steps.jsonl"
+    steps_file = workdir / layout.STEPS
     kept = []
     if resume_step and steps_file.exists():  # drop what a crashed run logged past the checkpoint
-      kept = [r for r in read_jsonl(steps_file, "; training resumes from the checkpoint")
+      kept = [r for r in layout.read_intact_jsonl(steps_file,
+                                                  "; training resumes from the checkpoint")
               if isinstance(r.get("step"), int) and r["step"] <= resume_step]
     self.last_kept = kept[-1] if kept else None
-    write_text(steps_file, "".join(json.dumps(r) + "\n" for r in kept))
+    layout.write_jsonl(steps_file, kept)
     self._steps = steps_file.open("a", buffering=1)
     if tensorboard:
       try:
@@ -75,7 +47,7 @@ class MetricLog:
       except ImportError:
         pass
       else:
-        self._tb = SummaryWriter(str(workdir / "tensorboard"), purge_step=resume_step or None)
+        self._tb = SummaryWriter(str(workdir / layout.TENSORBOARD), purge_step=resume_step or None)
 
   def step(self, step: int, record: Mapping[str, float]) -> None:
     """A training-progress record (``steps.jsonl`` and the ``train_step/*`` scalars)."""
@@ -90,7 +62,7 @@ class MetricLog:
     """Rewrites ``metrics.jsonl`` with ``history``; its last epoch's scalars at ``step``."""
     if not self.enabled:
       return
-    write_text(self.workdir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+    layout.write_jsonl(self.workdir / layout.METRICS, history)
     if self._tb is not None:
       for key, value in history[-1].items():
         if key not in ("epoch", "train_count"):
@@ -108,3 +80,34 @@ class MetricLog:
 
   def __exit__(self, *exc):
     self.close()
+
+
+def keras_line(n: int, seconds: float, steps: int, logs: Mapping[str, float]) -> str:
+  """Keras' end-of-epoch progress line for ``n`` samples in ``steps`` steps."""
+  per_step = 1000.0 * seconds / max(steps, 1)
+  parts = [f"{n}/{n} [==============================] - {seconds:.0f}s {per_step:.0f}ms/step"]
+  parts += [f"{k}: {v:.4f}" for k, v in logs.items()]
+  return " - ".join(parts)
+
+
+def window(now: Mapping[str, float], before: Mapping[str, float] | None) -> dict[str, float]:
+  """Loss and accuracy over the steps between two running epoch means."""
+  if before is None:
+    return {"loss": now["loss"], "accuracy": now["accuracy"]}
+  n = now["count"] - before["count"]
+  mean = lambda k: (now[k] * now["count"] - before[k] * before["count"]) / max(n, 1)
+  return {"loss": mean("loss"), "accuracy": mean("accuracy")}
+
+
+def interactive() -> bool:
+  """Whether stdout and stderr are both terminals (not a log file or a pipe)."""
+  return all(getattr(s, "isatty", lambda: False)() for s in (sys.stdout, sys.stderr))
+
+
+def progress(total: int, enabled: bool, initial: int = 0):
+  """A tqdm bar on a terminal; None in a log (Keras' one line per epoch is printed anyway)."""
+  if not enabled or not interactive():
+    return None
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+  return tqdm(total=total, initial=initial, unit="step", leave=False, file=sys.stderr,
+              dynamic_ncols=True)

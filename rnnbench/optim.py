@@ -139,3 +139,26 @@ def batch_loss(losses: jax.Array, weights: jax.Array) -> jax.Array:
   """The batch's loss: per-example ``losses`` (B,) averaged with ``weights`` (B,), so a
   batch padded with weight-0 rows has the loss of its real rows (0 for an empty batch)."""
   return jnp.sum(losses * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def mixed_precision(apply_fn: Callable[..., jax.Array], dtype: str) -> Callable[..., jax.Array]:
+  """``apply_fn`` computing in ``dtype`` on float32 params (``train.dtype``).
+
+  The params are cast to ``dtype`` inside the step (the float32 ones stay the optimizer's master
+  copy, and their gradients are float32); the outputs are cast back to float32 for the loss.
+  """
+  if dtype not in COMPUTE_DTYPES:
+    raise ValueError(f"unknown train.dtype {dtype!r}; choose one of {COMPUTE_DTYPES}")
+  if dtype == "float32":
+    return apply_fn
+  compute = jnp.dtype(dtype)
+
+  def apply(variables, *args, **kwargs):
+    cast = jax.tree.map(
+        lambda p: p.astype(compute) if jnp.issubdtype(p.dtype, jnp.floating) else p, variables)
+    return apply_fn(cast, *args, **kwargs).astype(jnp.float32)
+
+  return apply

@@ -9,9 +9,7 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 
-from rnnbench import checkpoint
 from rnnbench import cli
 from rnnbench import runs
 
@@ -22,19 +20,15 @@ _JSON = flags.DEFINE_bool("json", False, "Print one JSON object per text instead
 
 
 def main(argv):
-  logging.set_verbosity(logging.WARNING)
   if _TOP_K.value < 1:
     sys.exit(f"error: --top_k={_TOP_K.value}: must be >= 1 (the classes shown per text); "
              "pass e.g. --top_k=3")
   texts = list(argv[1:])
-  try:
-    if _INPUT.value:
-      texts += runs.read_texts(_INPUT.value, "--input")
-    if not texts:
-      raise app.UsageError("give texts as arguments or --input=FILE")
-    run = runs.load_run(_WORKDIR.value)
-  except (runs.RunError, checkpoint.CheckpointError) as e:
-    sys.exit(f"error: {e}")
+  if _INPUT.value:
+    texts += runs.read_texts(_INPUT.value, "--input")
+  if not texts:
+    raise app.UsageError("give texts as arguments or --input=FILE")
+  run = runs.load_run(_WORKDIR.value)
   for text, best in zip(texts, runs.top_k(run.probabilities(texts), run.label_names, _TOP_K.value)):
     if _JSON.value:
       print(json.dumps({"text": text, "top_k": [{"label": l, "probability": p} for l, p in best]}))
@@ -44,5 +38,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["workdir"])
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main, required=["workdir"])

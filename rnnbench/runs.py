@@ -20,9 +20,11 @@ import numpy as np
 from flax import serialization
 
 from rnnbench import checkpoint
+from rnnbench import input_pipeline
 from rnnbench import models
 from rnnbench import tokenizer as tokenizer_lib
 from rnnbench import validation
+from rnnbench import workdir as layout
 
 
 class RunError(ValueError):
@@ -39,9 +41,8 @@ class TrainedRun:
   model: models.Classifier
 
   def encode(self, texts: Sequence[str]) -> np.ndarray:
-    return tokenizer_lib.pad_sequences(
-        self.tokenizer.texts_to_sequences(list(texts)), maxlen=self.config.data.maxlen,
-        padding=self.config.data.padding, truncating=self.config.data.truncating)
+    """Token ids (len(texts), data.maxlen) int32, as training encoded its splits."""
+    return input_pipeline.encode(self.tokenizer, texts, self.config.data)
 
   def probabilities(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
     """Class probabilities, (len(texts), num_classes)."""
@@ -166,10 +167,10 @@ def load_run(workdir: str | pathlib.Path) -> TrainedRun:
     raise RunError(f"{workdir} does not exist; give --workdir=DIR of a run. {_HOW_TO_TRAIN}")
   if not workdir.is_dir():
     raise RunError(f"{workdir} is not a folder; give --workdir=DIR of a run. {_HOW_TO_TRAIN}")
-  config = trusted_config(_read_json(workdir / "config.json", "the config"),
-                          workdir / "config.json")
-  label_names = _label_names(workdir / "labels.json")
-  tok_file = workdir / "tokenizer.json"
+  config_file = workdir / layout.CONFIG
+  config = trusted_config(_read_json(config_file, "the config"), config_file)
+  label_names = _label_names(workdir / layout.LABELS)
+  tok_file = workdir / layout.TOKENIZER
   try:
     tok = tokenizer_lib.Tokenizer.from_json(_read(tok_file, "the tokenizer"))
   except RunError:
@@ -183,9 +184,9 @@ def load_run(workdir: str | pathlib.Path) -> TrainedRun:
     model = models.create_model(config, num_classes=len(label_names))
     template = models.param_shapes(config, len(label_names))
   except (KeyError, AttributeError, TypeError, ValueError) as e:
-    raise RunError(f"{workdir / 'config.json'}: cannot build its model ({type(e).__name__}: "
+    raise RunError(f"{config_file}: cannot build its model ({type(e).__name__}: "
                    f"{e}); {_RETRAIN}") from None
-  params_file = workdir / "params.msgpack"
+  params_file = workdir / layout.PARAMS
   if params_file.is_file():
     try:
       params = serialization.from_bytes(template, params_file.read_bytes())
@@ -202,9 +203,9 @@ def _params_from_checkpoint(workdir: pathlib.Path, config, num_classes: int) -> 
   from rnnbench import train  # pylint: disable=g-import-not-at-top
   missing = RunError(f"{workdir} has neither params.msgpack nor a checkpoint to read; "
                      f"{_HOW_TO_TRAIN}")
-  if not (workdir / "checkpoints").is_dir():  # (the Checkpointer would create the folder)
+  if not (workdir / layout.CHECKPOINTS).is_dir():  # (the Checkpointer would create the folder)
     raise missing
-  ckpt = checkpoint.Checkpointer(workdir / "checkpoints")
+  ckpt = checkpoint.Checkpointer(workdir / layout.CHECKPOINTS)
   try:
     if ckpt.latest_step() is None:
       raise missing

@@ -18,19 +18,17 @@ import json
 import math
 import pathlib
 import statistics
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ml_collections
-from absl import app
 from absl import flags
-from absl import logging
 from scipy import stats
 
 from rnnbench import cli
 from rnnbench import train
 from rnnbench import validation
+from rnnbench import workdir as layout
 
 METRICS = ("val_accuracy", "val_loss", "accuracy", "loss")
 
@@ -91,13 +89,7 @@ def difference(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
   return {"diff": diff, "ci95_low": diff - half, "ci95_high": diff + half, "p_value": p}
 
 
-def read_run(workdir: pathlib.Path) -> dict[str, Any]:
-  history = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines() if l]
-  summary = json.loads((workdir / "summary.json").read_text())
-  steps_file = workdir / "steps.jsonl"
-  steps = [json.loads(l) for l in steps_file.read_text().splitlines() if l] if (
-      steps_file.exists()) else []
-  return {"history": history, "summary": summary, "steps": steps}
+read_run = layout.read_run_records  # a finished run's history, summary and steps
 
 
 def report(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
@@ -230,16 +222,12 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
   try:
     run_sweep(_CONFIGS.value, [int(s) for s in _SEEDS.value], _ROOT.value, _SET.value)
   except train.TrainingInterrupted as e:
     print(e)
-  except train.EXPECTED_ERRORS as e:
-    sys.exit(f"error: {e}")
   print((pathlib.Path(_ROOT.value) / "report.md").read_text())
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["configs", "root"])
-  app.run(main, flags_parser=parse_flags)
+  cli.run(main, required=["configs", "root"], flags_parser=parse_flags)

@@ -36,8 +36,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rnnbench import cells  # pylint: disable=wrong-import-position
+from rnnbench import cli  # pylint: disable=wrong-import-position
 from rnnbench import sweep  # pylint: disable=wrong-import-position
 from rnnbench import train  # pylint: disable=wrong-import-position
+from rnnbench import workdir as layout  # pylint: disable=wrong-import-position
 
 METRICS = ("val_accuracy", "test_accuracy")
 NOTES = (
@@ -70,15 +72,13 @@ def run_config(args: argparse.Namespace, cell: str, seed: int) -> Any:
 
 def finished(workdir: pathlib.Path, epochs: int) -> bool:
   """Whether ``workdir`` holds a finished run with per-epoch test metrics to ``epochs``."""
-  if not (workdir / "summary.json").exists() or not (workdir / "metrics.jsonl").exists():
+  if not (workdir / layout.SUMMARY).exists() or not (workdir / layout.METRICS).exists():
     return False
   history = sweep.read_run(workdir)["history"]
   return len(history) >= epochs and all("test_accuracy" in h for h in history[:epochs])
 
 
-def epochs_done(workdir: pathlib.Path) -> int:
-  metrics = workdir / "metrics.jsonl"
-  return sum(1 for l in metrics.read_text().splitlines() if l) if metrics.exists() else 0
+epochs_done = layout.epochs_done
 
 
 def mean_std(values: Sequence[float]) -> dict[str, float]:
@@ -205,7 +205,7 @@ def main() -> None:
           train.train_and_evaluate(run_config(args, name, seed), workdir)
         except train.TrainingInterrupted as e:
           sys.exit(str(e))
-        except train.EXPECTED_ERRORS as e:
+        except cli.expected_errors() as e:
           sys.exit(f"error: {name} seed {seed}: {e}")
         trained += epochs_done(workdir) - before
         print(f"   {time.perf_counter() - start:.0f}s", flush=True)

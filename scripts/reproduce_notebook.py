@@ -36,12 +36,13 @@ def run_rnnbench(cell: str, seed: int, epochs: int) -> list[dict]:
   import tempfile  # pylint: disable=g-import-not-at-top
   from rnnbench.configs import default  # pylint: disable=g-import-not-at-top
   from rnnbench import train  # pylint: disable=g-import-not-at-top
+  from rnnbench import workdir as layout  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   config.model.cell, config.seed, config.train.num_epochs = cell, seed, epochs
   config.train.progress = False
   with tempfile.TemporaryDirectory() as workdir:
     summary = train.train_and_evaluate(config, workdir)
-    history = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    history = layout.read_jsonl(pathlib.Path(workdir) / layout.METRICS)
   history[-1]["test_accuracy"] = summary["test_accuracy"]
   return history
 
@@ -50,10 +51,10 @@ def run_keras(cell: str, seed: int, epochs: int) -> list[dict]:
   os.environ.setdefault("KERAS_BACKEND", "jax")
   import keras  # pylint: disable=g-import-not-at-top
   from rnnbench.configs import default  # pylint: disable=g-import-not-at-top
-  from rnnbench import keras_compat, train  # pylint: disable=g-import-not-at-top
+  from rnnbench import input_pipeline, keras_compat  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   config.data.validation_split = 0.0  # Keras splits it off itself, below
-  data = train.prepare_data(config)
+  data = input_pipeline.prepare(config)
   keras.utils.set_random_seed(seed)
   rnn = {"lstm": lambda: keras.layers.LSTM(
              50, return_sequences=True, recurrent_activation=keras_compat.keras2_hard_sigmoid),

@@ -25,6 +25,7 @@ import pytest
 import conftest
 from conftest import small_config
 from rnnbench import evaluate
+from rnnbench import input_pipeline
 from rnnbench import runs
 from rnnbench import train
 from rnnbench import validation
@@ -132,7 +133,7 @@ def test_good_configs_pass():
 def test_validation_comes_before_any_data_or_file(tmp_path, monkeypatch):
   config = small_config(**{"train.batch_size": 0})
   read = []
-  monkeypatch.setattr(train, "prepare_data", lambda c: read.append(c))
+  monkeypatch.setattr(input_pipeline, "prepare", lambda c: read.append(c))
   with pytest.raises(validation.ConfigError, match="train.batch_size"):
     train.train_and_evaluate(config, tmp_path / "run")
   assert not read and not (tmp_path / "run").exists()

@@ -18,6 +18,7 @@ from conftest import ROOT, small_config
 from rnnbench.configs import default
 from rnnbench import sharding
 from rnnbench.bench import scaling
+from rnnbench import input_pipeline
 from rnnbench import train
 
 CHECK = ROOT / "tests" / "sharding_check.py"
@@ -134,8 +135,8 @@ def test_one_device_is_a_one_device_mesh():
 
 
 def test_batches_pad_to_a_multiple_of_the_devices():
-  arrays = train.Arrays(x=np.arange(10 * 3).reshape(10, 3), y=np.arange(10))
-  got = list(train.batches(arrays, 3, pad_to=4))
+  arrays = input_pipeline.Arrays(x=np.arange(10 * 3).reshape(10, 3), y=np.arange(10))
+  got = list(input_pipeline.batches(arrays, 3, pad_to=4))
   assert [b[0].shape for b in got] == [(4, 3)] * 4
   assert [b[2].tolist() for b in got] == [[1, 1, 1, 0]] * 3 + [[1, 0, 0, 0]]
   assert np.concatenate([b[1][b[2] > 0] for b in got]).tolist() == list(range(10))

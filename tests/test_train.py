@@ -86,31 +86,6 @@ def test_same_seed_same_metrics(synthetic_run, tmp_path):
   assert again["test_loss"] == summary["test_loss"]
 
 
-def test_validation_split_takes_the_last_fraction():
-  assert train.split_at(11314, 0.1) == 10182  # Keras: int(n * (1 - v))
-  config = small_config()
-  data = train.prepare_data(config)
-  full = train.prepare_data(small_config(**{"data.validation_split": 0.0}))
-  np.testing.assert_array_equal(data.val.x, full.train.x[180:])
-  np.testing.assert_array_equal(data.train.y, full.train.y[:180])
-
-
-def test_batches_pad_the_last_one():
-  arrays = train.Arrays(x=np.arange(10 * 3).reshape(10, 3), y=np.arange(10))
-  got = list(train.batches(arrays, 4, order=np.arange(10)[::-1]))
-  assert [b[0].shape for b in got] == [(4, 3)] * 3
-  assert got[-1][2].tolist() == [1, 1, 0, 0]
-  assert np.concatenate([b[1][b[2] > 0] for b in got]).tolist() == list(range(10))[::-1]
-  # A shorter order (a resumed epoch) yields only its own batches.
-  assert len(list(train.batches(arrays, 4, order=np.arange(3)))) == 1
-
-
-def test_epoch_order_reshuffles_every_epoch():
-  a, b = train.epoch_order(0, 1, 100), train.epoch_order(0, 2, 100)
-  assert sorted(a) == list(range(100)) and not np.array_equal(a, b)
-  np.testing.assert_array_equal(a, train.epoch_order(0, 1, 100))
-
-
 def test_nan_loss_stops_training(tmp_path):
   config = small_config(**{"train.learning_rate": 1e30, "train.num_epochs": 2})
   with pytest.raises(train.NonFiniteLossError, match=r"epoch 1, step \d+ of 6"):

@@ -58,8 +58,6 @@ def main(argv: Sequence[str], config: ml_collections.ConfigDict,
 
 def _cli() -> None:
   """``python -m rnnbench.bench``: the flags are defined only when run as a program."""
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
 
   from rnnbench import cli  # pylint: disable=g-import-not-at-top
@@ -71,7 +69,6 @@ def _cli() -> None:
                                             "Benchmark settings.", lock_config=True)
   except cli.OVERRIDE_ERRORS as e:
     sys.exit(f"{sys.argv[0]}: bad --bench override: {cli.override_error(e, 'bench')}")
-  flags.mark_flags_as_required(["config"])
 
   def run(argv: Sequence[str]) -> None:
     report = main(argv, config.value, bench.value)
@@ -79,7 +76,7 @@ def _cli() -> None:
     if records and all(r["status"] == "error" for r in records):
       sys.exit(f"error: all {len(records)} benchmark cases failed (see the errors above)")
 
-  app.run(run, flags_parser=cli.parse_flags)
+  cli.run(run, required=["config"])
 
 
 if __name__ == "__main__":
