@@ -1,4 +1,4 @@
-"""Measures each speed lead of issue 6 against the baseline, in ONE process, interleaved.
+"""Measures each speed lead against the baseline, in ONE process, interleaved.
 
 The notebook's shapes (batch 32, 100 steps, embedding 128, 50 units, 20000 words, Keras Adam,
 hard sigmoid, GRU reset_after=False) on real 20 Newsgroups batches (``--data real``, the

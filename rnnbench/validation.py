@@ -12,6 +12,9 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from rnnbench import optim
+from rnnbench import scan
+
 
 class ConfigError(ValueError):
   """A config field with a bad type, range or choice; the message is one line with the fix."""
@@ -119,9 +122,9 @@ RULES: dict[str, Rule] = {
     "model.block": _BOOL,
     "model.recurrent_activation": Rule("str", choices=_activations, example="hard_sigmoid"),
     "model.reset_after": _BOOL,
-    "model.scan": _choice("sequential", "parallel", "pallas"),
+    "model.scan": _choice(*scan.SCAN_MODES),
     "model.unroll": _int(1, example=1, also=("auto",)),
-    "model.impl": _choice("auto", "fused", "nn_scan", "pallas"),  # rnnbench.scan.IMPLS
+    "model.impl": _choice(*scan.IMPLS),
     "model.log_space": _BOOL,
     "model.state_size": _int(0, example=0),
     "model.r_min": _float(0.0, 1.0, example=0.9),
@@ -143,7 +146,7 @@ RULES: dict[str, Rule] = {
     "train.log_every_steps": _int(0, example=50),
     "train.test_every_epoch": _BOOL,
     "train.tensorboard": _BOOL,
-    "train.dtype": _choice("float32", "bfloat16", "float16"),
+    "train.dtype": _choice(*optim.COMPUTE_DTYPES),
     "train.checkpoint_every_steps": _int(0, example=0),
     "train.keep_checkpoints": _int(1, example=2),
     "train.overwrite": _BOOL,
