@@ -45,6 +45,7 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.extend
@@ -55,6 +56,7 @@ from jax.interpreters import batching
 from jax.interpreters import mlir
 
 from rnnbench import fused_rnn
+from rnnbench import scan as scan_lib
 
 Activation = Callable[[jax.Array], jax.Array]
 
@@ -88,6 +90,28 @@ def on_chip_bytes(cell: str, units: int, dtype) -> int:
 def fits_on_chip(cell: str, units: int, dtype) -> bool:
   """Whether ``u`` of ``cell`` (lstm, gru, gru_reset_after) stays on chip in the kernel."""
   return on_chip_bytes(cell, units, dtype) <= SMEM_PER_BLOCK
+
+
+def resolve_impl(impl: str, platform: str | None = None, *, cell: str = "lstm",
+                 hidden_size: int | None = None, dtype: Any = "float32") -> str:
+  """Which LSTM / GRU implementation ``config.model.impl=impl`` runs when lowered for
+  ``platform`` (default: the default backend; "gpu" means "cuda").
+
+  Returns "nn_scan", "fused", "pallas" (the compiled kernels) or "pallas_interpret" (the
+  kernels in Pallas' interpret mode). ``cell``: "lstm", "gru" or "gru_reset_after"; with
+  ``hidden_size`` (and the compute ``dtype``), "pallas" / "auto" whose recurrent kernel
+  does not fit on chip run "fused" (``fits_on_chip``).
+  """
+  scan_lib.check_impl(cell, impl)
+  if impl in ("fused", "nn_scan"):
+    return impl
+  if hidden_size is not None and not fits_on_chip(cell, hidden_size, dtype):
+    return "fused"
+  platform = platform or jax.default_backend()
+  platform = "cuda" if platform == "gpu" else platform
+  if impl == "auto":
+    return "pallas" if platform in AUTO_PLATFORMS else "fused"
+  return "pallas" if platform in KERNEL_PLATFORMS else "pallas_interpret"
 
 
 def max_units(cell: str, dtype) -> int:

@@ -22,8 +22,8 @@ kernels of ``rnnbench.fused_rnn`` (``impl="fused"``) or in the Pallas kernels of
 ``rnnbench.pallas_rnn`` (``impl="pallas"``; ``"auto"``: Pallas on GPU, fused elsewhere),
 which work time-major: ``time_major`` and ``batch_major`` convert. The cells with a linear
 recurrence run it with ``rnnbench.linear_scan`` (``scan="sequential"`` or ``"parallel"``).
-``check_impl``, ``check_scan_mode`` and ``resolve_unroll`` read the cell options,
-``resolve_impl`` says which LSTM / GRU implementation runs; ``uniform`` is the
+``check_impl``, ``check_scan_mode`` and ``resolve_unroll`` read the cell options
+(``rnnbench.pallas_rnn.resolve_impl`` says which LSTM / GRU implementation runs); ``uniform`` is the
 ``U(minval, maxval)`` initialiser (Keras' RandomUniform; PyTorch's ``nn.Linear`` init with
 ``-minval = maxval = 1/sqrt(fan_in)``).
 """
@@ -39,7 +39,7 @@ import jax.numpy as jnp
 
 TIME_AXIS = 1  # inputs and outputs are batch-major: (B, T, ...)
 # LSTM / GRU recurrence: rnnbench.fused_rnn, nn.scan here, rnnbench.pallas_rnn, or "auto"
-# (pallas where it compiles and fits on chip, else fused: ``resolve_impl``).
+# (pallas where it compiles and fits on chip, else fused: ``pallas_rnn.resolve_impl``).
 IMPLS = ("fused", "nn_scan", "pallas", "auto")
 # rnnbench.linear_scan: lax.scan, associative_scan, or rnnbench.pallas_scan's kernel
 SCAN_MODES = ("sequential", "parallel", "pallas")
@@ -86,30 +86,6 @@ def check_impl(cell_name: str, impl: str) -> str:
     raise ValueError(f"config.model.impl={impl!r} is not an implementation of {cell_name!r}; "
                      f"use one of {IMPLS}")
   return impl
-
-
-def resolve_impl(impl: str, platform: str | None = None, *, cell: str = "lstm",
-                 hidden_size: int | None = None, dtype: Any = "float32") -> str:
-  """Which LSTM / GRU implementation ``config.model.impl=impl`` runs when lowered for
-  ``platform`` (default: the default backend; "gpu" means "cuda").
-
-  Returns "nn_scan", "fused", "pallas" (the compiled kernels) or "pallas_interpret" (the
-  kernels in Pallas' interpret mode). ``cell``: "lstm", "gru" or "gru_reset_after"; with
-  ``hidden_size`` (and the compute ``dtype``), "pallas" / "auto" whose recurrent kernel
-  does not fit on chip run "fused" (``rnnbench.pallas_rnn.fits_on_chip``).
-  """
-  from rnnbench import pallas_rnn  # pylint: disable=g-import-not-at-top  (it imports us)
-
-  check_impl(cell, impl)
-  if impl in ("fused", "nn_scan"):
-    return impl
-  if hidden_size is not None and not pallas_rnn.fits_on_chip(cell, hidden_size, dtype):
-    return "fused"
-  platform = platform or jax.default_backend()
-  platform = "cuda" if platform == "gpu" else platform
-  if impl == "auto":
-    return "pallas" if platform in pallas_rnn.AUTO_PLATFORMS else "fused"
-  return "pallas" if platform in pallas_rnn.KERNEL_PLATFORMS else "pallas_interpret"
 
 
 def check_scan_mode(cell_name: str, scan: str, supports_parallel: bool) -> None:

@@ -109,16 +109,16 @@ def test_resolve_impl():
           ("pallas", "cuda"): "pallas", ("pallas", "tpu"): "pallas",
           ("fused", "cuda"): "fused", ("nn_scan", "cuda"): "nn_scan"}
   for (impl, platform), expected in want.items():
-    assert scan.resolve_impl(impl, platform) == expected, (impl, platform)
-  assert scan.resolve_impl("auto", "cuda", cell="lstm", hidden_size=64) == "pallas"
-  assert scan.resolve_impl("auto", "cuda", cell="lstm", hidden_size=256) == "fused"
-  assert scan.resolve_impl("pallas", "cuda", cell="gru", hidden_size=256,
+    assert pallas_rnn.resolve_impl(impl, platform) == expected, (impl, platform)
+  assert pallas_rnn.resolve_impl("auto", "cuda", cell="lstm", hidden_size=64) == "pallas"
+  assert pallas_rnn.resolve_impl("auto", "cuda", cell="lstm", hidden_size=256) == "fused"
+  assert pallas_rnn.resolve_impl("pallas", "cuda", cell="gru", hidden_size=256,
                            dtype="bfloat16") == "fused"
-  assert scan.resolve_impl("auto") == "fused"  # this machine's default backend is the CPU
+  assert pallas_rnn.resolve_impl("auto") == "fused"  # this machine's default backend is the CPU
   with pytest.raises(ValueError, match="config.model.impl='cudnn'"):
-    scan.resolve_impl("cudnn")
+    pallas_rnn.resolve_impl("cudnn")
   with pytest.raises(ValueError, match="not 'mingru'"):
-    scan.resolve_impl("auto", "cuda", cell="mingru", hidden_size=50)
+    pallas_rnn.resolve_impl("auto", "cuda", cell="mingru", hidden_size=50)
   # The config check up front accepts exactly these.
   assert set(validation.RULES["model.impl"].options()) == set(scan.IMPLS)
   for impl in scan.IMPLS:

@@ -32,7 +32,7 @@ class GRU(nn.Module):
   reverse-mode only); "nn_scan" scans the step with Flax's ``nn.scan`` and differentiates
   it with autodiff; "pallas" runs ``rnnbench.pallas_rnn.gru`` / ``gru_reset_after`` (GPU
   kernels; interpret mode on CPU) and "auto" (config.model's default) Pallas on GPU, fused
-  elsewhere (``rnnbench.scan.resolve_impl``). ``unroll``: loop steps per iteration, or
+  elsewhere (``rnnbench.pallas_rnn.resolve_impl``). ``unroll``: loop steps per iteration, or
   "auto" (``rnnbench.scan.AUTO_UNROLL``).
   """
   features: int

@@ -35,7 +35,7 @@ class LSTM(nn.Module):
   "nn_scan" scans the step with Flax's ``nn.scan`` and differentiates it with autodiff;
   "pallas" runs ``rnnbench.pallas_rnn.lstm`` (GPU kernels; interpret mode on CPU) and
   "auto" (config.model's default) Pallas on GPU, fused elsewhere
-  (``rnnbench.scan.resolve_impl``).
+  (``rnnbench.pallas_rnn.resolve_impl``).
   ``unroll``: loop steps per iteration, or "auto" (``rnnbench.scan.AUTO_UNROLL``).
   """
   features: int
