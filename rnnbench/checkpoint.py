@@ -64,7 +64,7 @@ def fingerprint(config: Mapping[str, Any], data_digest: str | None = None) -> di
   """Every config field a resumed run must share with the one that saved the checkpoint.
 
   The whole config, flattened to dotted names, less ``RESUME_MAY_DIFFER``; with
-  ``data_digest`` (``train.data_digest``: a hash of the encoded splits) as ``data.digest``.
+  ``data_digest`` (``input_pipeline.data_digest``: a hash of the encoded splits) as ``data.digest``.
   """
   out = {k: v for k, v in _flatten(config).items() if not may_differ(k)}
   if data_digest is not None:

@@ -8,7 +8,7 @@ over the same axis. ``jax.jit`` with these ``NamedSharding``s does the rest: XLA
 gradient all-reduce, and the metric sums come out replicated.
 
 A batch that does not divide across the devices is padded up to a multiple of their count with
-weight-0 rows, as ``train.batches`` pads the last batch of an epoch; no example is dropped.
+weight-0 rows, as ``input_pipeline.batches`` pads the last batch of an epoch; no example is dropped.
 
 Several hosts: ``initialize(config.dist)`` joins the run (``jax.distributed.initialize``), every
 process runs the same program, builds the same global batch and puts only its own devices'

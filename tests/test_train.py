@@ -16,6 +16,7 @@ from conftest import small_config
 from rnnbench.configs import default
 from rnnbench import cells
 from rnnbench import checkpoint
+from rnnbench import input_pipeline
 from rnnbench import optim
 from rnnbench import train
 
@@ -222,7 +223,7 @@ def test_named_validation_split_from_files(tmp_path):
   config = small_config(**{"data.name": "csv", "data.validation_split": 0.5})
   config.data.files.update(train=str(tmp_path / "train.csv"), val=str(tmp_path / "val.csv"),
                            test=str(tmp_path / "test.csv"))
-  data = train.prepare_data(config)
+  data = input_pipeline.prepare(config)
   # The named split validates; all of train trains (validation_split is not applied).
   assert (len(data.train), len(data.val), len(data.test)) == (40, 10, 12)
   assert data.label_names == ["neg", "pos"]

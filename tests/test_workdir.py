@@ -279,3 +279,43 @@ def test_corrupt_only_checkpoint_from_run_py_is_one_short_line(base_run, tmp_pat
       "data.maxlen": 16, "model.embed_dim": 16, "model.hidden_size": 8, "model.dense_size": 8,
       "model.dropout": 0.1, "train.learning_rate": 1e-2, "train.progress": False}.items()]))
   assert "no intact checkpoint" in line and len(line) < 600
+
+
+# --------------------------------------------------------------------------- the layout
+
+def _string_constants(path: pathlib.Path) -> set[str]:
+  import ast  # pylint: disable=g-import-not-at-top
+  tree = ast.parse(path.read_text())
+  docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and n.body
+                and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+  return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+          and isinstance(n.value, str) and id(n) not in docstrings}
+
+
+def test_only_the_workdir_module_spells_the_layout():
+  """No module but rnnbench/workdir.py names a run folder's file in its code."""
+  sources = [*(ROOT / "rnnbench").rglob("*.py"), *(ROOT / "scripts").glob("*.py"),
+             ROOT / "run.py"]
+  found = {str(p.relative_to(ROOT)): sorted(_string_constants(p) & workdir_lib.ARTEFACTS)
+           for p in sources if p.name != "workdir.py" or p.parent.name != "rnnbench"}
+  assert {p: names for p, names in found.items() if names} == {}
+
+
+def test_layout_writes_reads_and_clears(tmp_path):
+  workdir_lib.write_inputs(tmp_path, {"data": {}, "model": {}, "train": {}}, '{"t": 1}',
+                           ["a", "b"])
+  history = [{"epoch": 1, "loss": 2.5}, {"epoch": 2, "loss": 2.0}]
+  workdir_lib.write_jsonl(tmp_path / workdir_lib.METRICS, history)
+  workdir_lib.write_results(tmp_path, b"\x00params", {"epochs": 2})
+  (tmp_path / workdir_lib.CHECKPOINTS).mkdir()
+  assert json.loads((tmp_path / workdir_lib.LABELS).read_text()) == ["a", "b"]
+  assert (tmp_path / workdir_lib.TOKENIZER).read_text() == '{"t": 1}'
+  assert workdir_lib.read_run_records(tmp_path) == {
+      "history": history, "summary": {"epochs": 2}, "steps": []}
+  assert workdir_lib.epochs_done(tmp_path) == 2 and workdir_lib.has_results(tmp_path)
+  workdir_lib.check_contents(tmp_path, overwrite=False)  # every file is a run's
+  workdir_lib.clear_results(tmp_path)
+  assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+      [workdir_lib.CONFIG, workdir_lib.TOKENIZER, workdir_lib.LABELS])
+  assert not workdir_lib.has_results(tmp_path) and workdir_lib.epochs_done(tmp_path) == 0
