@@ -57,6 +57,7 @@ for path in (ROOT, ROOT / "benchmarks" / "references"):
 
 from rnnbench import cells  # pylint: disable=wrong-import-position
 from rnnbench import optim  # pylint: disable=wrong-import-position
+from rnnbench import pallas_rnn  # pylint: disable=wrong-import-position
 from rnnbench import pallas_scan  # pylint: disable=wrong-import-position
 from rnnbench import runinfo  # pylint: disable=wrong-import-position
 from rnnbench import scan as scan_lib  # pylint: disable=wrong-import-position
@@ -118,17 +119,12 @@ def kernels_in(config: Any, num_classes: int) -> dict[str, Any]:
 
 
 def impl_ran(impl: str, model: Any, dtype: str) -> str | None:
-  """``scan.resolve_impl`` where this checkout has it (e.g. 'pallas' whose recurrent kernel
-  does not fit on chip runs 'fused'), else the impl asked."""
-  resolve = getattr(scan_lib, "resolve_impl", None)
-  if resolve is None:
-    return impl
+  """``pallas_rnn.resolve_impl``: what ``impl`` runs (e.g. 'pallas' whose recurrent kernel
+  does not fit on chip runs 'fused'); None if it cannot say."""
   cell = "gru_reset_after" if model.cell == "gru" and model.reset_after else model.cell
   try:
-    try:
-      return str(resolve(impl, cell=cell, hidden_size=model.hidden_size, dtype=dtype))
-    except TypeError:  # an older signature
-      return str(resolve(impl))
+    return str(pallas_rnn.resolve_impl(impl, cell=cell, hidden_size=model.hidden_size,
+                                       dtype=dtype))
   except Exception:  # pylint: disable=broad-except
     return None
 
