@@ -35,13 +35,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ml_collections
-from absl import app
 from absl import flags
-from absl import logging
 
+from rnnbench import cli
 from rnnbench import models
 from rnnbench import sweep
 from rnnbench import train
+from rnnbench import workdir as layout
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TASKS_DIR = ROOT / "configs" / "tasks"
@@ -188,7 +188,7 @@ def run_task(task: str, cells: Sequence[str], seeds: Sequence[int], size: str,
     runs = runs_of[spec]
     config, overrides = run_config(task, spec, size, seeds[-1], extra)
     num_classes = len(json.loads((root / task / spec / f"seed{seeds[0]}" /
-                                  "labels.json").read_text()))
+                                  layout.LABELS).read_text()))
     timing = _cached(root / task / spec / "timing.json",
                      lambda: time_train_step(config, num_classes, timing_steps, 2))
     accs = [r["summary"]["test_accuracy"] for r in runs]
@@ -392,7 +392,6 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
   if _SEEDS.value < 1:
     sys.exit(f"error: --seeds must be >= 1, got {_SEEDS.value}")
   size = "quick" if _QUICK.value else _SIZE.value
@@ -405,10 +404,8 @@ def main(argv):
                 overrides=_SET.value)
   except train.TrainingInterrupted as e:
     sys.exit(str(e))
-  except train.EXPECTED_ERRORS as e:
-    sys.exit(f"error: {e}")
   print((pathlib.Path(_ROOT.value) / "report.md").read_text())
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  cli.run(main, flags_parser=parse_flags)

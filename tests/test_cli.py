@@ -7,7 +7,7 @@ import sys
 from conftest import ROOT
 
 ENTRY_POINTS = ("run.py", "rnnbench/evaluate.py", "rnnbench/predict.py", "rnnbench/sweep.py",
-                "rnnbench/bench/__main__.py")
+                "rnnbench/bench/__main__.py", "rnnbench/compare.py")
 
 
 def _calls(path):
