@@ -28,8 +28,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from configs import default  # pylint: disable=wrong-import-position
+from rnnbench import input_pipeline  # pylint: disable=wrong-import-position
 from rnnbench import models  # pylint: disable=wrong-import-position
 from rnnbench import train  # pylint: disable=wrong-import-position
+from rnnbench import workdir as layout  # pylint: disable=wrong-import-position
 
 VARIANTS = ("gru", "gru:dropout=0.0", "mingru", "mingru:dropout=0.0", "mingru:log_space=False",
             "mingru:block=True", "minlstm", "minlstm:dropout=0.0", "minlstm:log_space=False")
@@ -68,7 +70,7 @@ def main() -> None:
   args = parser.parse_args()
   specs = [v for v in args.variants.split(",") if v]
   prepared_cache = {}
-  real_prepare = train.prepare_data
+  real_prepare = input_pipeline.prepare
 
   def prepare(config):  # every variant reads the same data: tokenise it once
     key = json.dumps(config.data.to_dict(), sort_keys=True)
@@ -76,14 +78,14 @@ def main() -> None:
       prepared_cache[key] = real_prepare(config)
     return prepared_cache[key]
 
-  train.prepare_data = prepare
+  input_pipeline.prepare = prepare  # what train_and_evaluate reads its data with
   results = {}
   for spec in specs:
     config = variant_config(spec, args.epochs)
     start = time.perf_counter()
-    summary = train.train_and_evaluate(config, pathlib.Path(args.root) / spec.replace(":", "_"))
-    history = [json.loads(l) for l in (pathlib.Path(args.root) / spec.replace(":", "_") /
-                                       "metrics.jsonl").read_text().splitlines()]
+    workdir = pathlib.Path(args.root) / spec.replace(":", "_")
+    summary = train.train_and_evaluate(config, workdir)
+    history = layout.read_jsonl(workdir / layout.METRICS)
     results[spec] = {"val_accuracy": [h["val_accuracy"] for h in history],
                      "test_accuracy": summary["test_accuracy"],
                      "wall_s": time.perf_counter() - start,
