@@ -57,7 +57,6 @@ for path in (ROOT, ROOT / "benchmarks" / "references"):
 
 from rnnbench import cells  # pylint: disable=wrong-import-position
 from rnnbench import optim  # pylint: disable=wrong-import-position
-from rnnbench import pallas_rnn  # pylint: disable=wrong-import-position
 from rnnbench import pallas_scan  # pylint: disable=wrong-import-position
 from rnnbench import runinfo  # pylint: disable=wrong-import-position
 from rnnbench import scan as scan_lib  # pylint: disable=wrong-import-position
@@ -84,7 +83,7 @@ KERNEL_CALLS = {"triton": "__gpu$xla.gpu.triton", "mosaic_gpu": "mosaic_gpu"}
 
 
 def impls() -> list[str]:
-  """The LSTM/GRU implementations this checkout has (pallas once rnnbench.pallas_rnn lands)."""
+  """The LSTM/GRU implementations timed (every one of rnnbench.scan.IMPLS but "auto")."""
   return [i for i in ("nn_scan", "fused", "pallas") if i in scan_lib.IMPLS]
 
 
@@ -116,17 +115,6 @@ def kernels_in(config: Any, num_classes: int) -> dict[str, Any]:
   found["interpreted"] = sum(found.values()) == 0 and "pallas_call" in text
   found["platform"] = jax.default_backend()
   return found
-
-
-def impl_ran(impl: str, model: Any, dtype: str) -> str | None:
-  """``pallas_rnn.resolve_impl``: what ``impl`` runs (e.g. 'pallas' whose recurrent kernel
-  does not fit on chip runs 'fused'); None if it cannot say."""
-  cell = "gru_reset_after" if model.cell == "gru" and model.reset_after else model.cell
-  try:
-    return str(pallas_rnn.resolve_impl(impl, cell=cell, hidden_size=model.hidden_size,
-                                       dtype=dtype))
-  except Exception:  # pylint: disable=broad-except
-    return None
 
 
 def parity(variant: dict[str, Any], impl: str, hidden: int, batch: int, steps: int,
@@ -168,8 +156,6 @@ def run_jax(section: str, name: str, knob: dict[str, Any], variant: dict[str, An
       extra["kernels"] = kernels_in(config, num_classes)
     except Exception as e:  # pylint: disable=broad-except
       extra["kernels"] = {"error": runinfo.error_text(e)}  # pylint: disable=protected-access
-  if "impl" in knob:
-    extra["impl_ran"] = impl_ran(knob["impl"], config.model, dtype)
   if jax.default_backend() == "gpu" and extra.get("kernels", {}).get("interpreted"):
     # Interpreted kernels at T = 1000 would take the whole budget: record, do not time.
     return [{**runner.empty_record(case, mode), **extra,
@@ -183,7 +169,8 @@ def run_jax(section: str, name: str, knob: dict[str, Any], variant: dict[str, An
       extra["max_abs_vs_torch"] = None
       extra["parity_error"] = runinfo.error_text(e)
   records = runner.run_case(config, settings, case, MODES)
-  return [{**r, **extra} for r in records]
+  # The runner's "impl" is what ran; this report keys its rows on the knob (impl or scan).
+  return [{**r, "impl_ran": r["impl"], "impl": knob.get("impl"), **extra} for r in records]
 
 
 def run_torch(name: str, variant: dict[str, Any], torch_cell: str,
@@ -386,7 +373,7 @@ def format_markdown(report: dict[str, Any]) -> str:
     variant = "gru" if k[1] == "gru_keras22" else k[1]
     ref = torch_train.get((k[0], variant, *k[2:-1])) if k[0] == "rnn" else None
     kernels = first.get("kernels") or {}
-    ran = first.get("impl_ran") or k[-1]
+    ran = (first.get("impl_ran") or k[-1]).removesuffix("_interpret")  # kernels say so below
     if kernels.get("triton") or kernels.get("mosaic_gpu"):
       ran += f" ({kernels.get('triton', 0)} triton, {kernels.get('mosaic_gpu', 0)} mosaic)"
     elif kernels.get("interpreted"):

@@ -385,8 +385,8 @@ def test_load_unknown_name():
   config = default_config.get_config().data
   config.name = "imdb"
   with pytest.raises(data.DataError,
-                     match="unknown data.name 'imdb'; known: 20newsgroups, csv, folder, jsonl, "
-                     "synthetic, tfds:<name>"):
+                     match="unknown data.name 'imdb'; known: 20newsgroups, csv, delay, folder, "
+                     "jsonl, listops, recall, synthetic, tfds:<name>"):
     data.load(config)
 
 

@@ -353,11 +353,11 @@ def test_tfds_not_installed(monkeypatch):
 
 
 def test_registry_and_unknown_name():
-  assert sorted(data.LOADERS) == ["20newsgroups", "csv", "folder", "jsonl", "synthetic",
-                                  "tfds:"]
+  assert sorted(data.LOADERS) == ["20newsgroups", "csv", "delay", "folder", "jsonl", "listops",
+                                  "recall", "synthetic", "tfds:"]
   config = default_config.get_config().data
   config.name = "parquet"
-  assert "csv, folder, jsonl, synthetic, tfds:<name>" in load_error(config)
+  assert "csv, delay, folder, jsonl, listops, recall, synthetic, tfds:<name>" in load_error(config)
   config.name = "csv:x"
   assert "unknown data.name 'csv:x'" in load_error(config)
 

@@ -47,7 +47,7 @@ _REGISTRY: dict[str, type] = {}
 _IMPORTED = False
 # config.model fields that rnnbench.models reads for the classifier around the cell.
 CLASSIFIER_OPTIONS = ("cell", "embed_dim", "hidden_size", "dense_size", "dropout",
-                      "num_layers", "bidirectional", "mask_padding", "pooling")
+                      "num_layers", "bidirectional", "mask_padding", "pooling", "block")
 
 
 def _init_fields(cls: type) -> set[str]:
