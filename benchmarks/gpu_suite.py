@@ -1,4 +1,4 @@
-"""The GPU suite (issue 15): rnnbench's recurrences against PyTorch cuDNN, in one command.
+"""The GPU suite: rnnbench's recurrences against PyTorch cuDNN, in one command.
 
 On one H200 (docs/gpu.md has the ``run`` call; benchmarks/gpu_run.sh installs what the GPU
 image lacks), at most ``--budget_s`` seconds of cases (default 420: the command fits in 8

@@ -53,16 +53,16 @@ def tfidf_svm(config: ml_collections.ConfigDict, full_text: bool = False,
               ngrams: int = 1) -> dict[str, Any]:
   """The TF-IDF + LinearSVC baseline of ``config``'s task (see the module docstring)."""
   from rnnbench import data as data_lib  # pylint: disable=g-import-not-at-top
-  from rnnbench import train  # pylint: disable=g-import-not-at-top
+  from rnnbench import input_pipeline  # pylint: disable=g-import-not-at-top
   name = config.data.name
   if full_text:
     dataset = data_lib.load(config.data, seed=config.seed)
     cut = (len(dataset.train_texts) if dataset.val_texts is not None
-           else train.split_at(len(dataset.train_texts), config.data.validation_split))
+           else input_pipeline.split_at(len(dataset.train_texts), config.data.validation_split))
     out = fit_score(name, dataset.train_texts[:cut], dataset.train_labels[:cut],
                     dataset.test_texts, dataset.test_labels, ngrams, config.seed)
     return {**out, "input": "full text"}
-  prepared = train.prepare_data(config)
+  prepared = input_pipeline.prepare(config)
   as_text = lambda x: prepared.tokenizer.sequences_to_texts([row[row != 0] for row in x])
   out = fit_score(name, as_text(prepared.train.x), prepared.train.y, as_text(prepared.test.x),
                   prepared.test.y, ngrams, config.seed)

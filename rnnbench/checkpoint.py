@@ -65,8 +65,13 @@ def fingerprint(config: Mapping[str, Any], data_digest: str | None = None) -> di
 
   The whole config, flattened to dotted names, less ``RESUME_MAY_DIFFER``; with
   ``data_digest`` (``input_pipeline.data_digest``: a hash of the encoded splits) as ``data.digest``.
+  ``train.num_epochs`` stays in when it sets the learning-rate schedule (a warm-up + cosine
+  whose ``decay_steps`` is 0 decays over the whole run): a longer run there is another run.
   """
-  out = {k: v for k, v in _flatten(config).items() if not may_differ(k)}
+  flat = _flatten(config)
+  out = {k: v for k, v in flat.items() if not may_differ(k)}
+  if flat.get("train.schedule") == "warmup_cosine" and not flat.get("train.decay_steps"):
+    out["train.num_epochs"] = flat.get("train.num_epochs")
   if data_digest is not None:
     out["data.digest"] = data_digest
   return out

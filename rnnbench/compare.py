@@ -9,8 +9,8 @@ Every (task, cell, seed) trains in its own workdir ``ROOT/<task>/<cell>/seed<k>`
 trained again, and an interrupted one resumes from its checkpoint, so rerunning the command
 completes a comparison. A cell may carry options: ``mingru+block`` is minGRU with
 ``model.block=True``. Each cell's ``hidden_size`` follows the task's parameter budget
-(``RNN_PARAM_BUDGET`` in configs/tasks/<task>.py: the largest hidden size whose recurrent
-layers fit it). The train step is timed at the task's length with the benchmark's
+(``RNN_PARAM_BUDGET`` in rnnbench/configs/tasks/<task>.py: the largest hidden size whose
+recurrent layers fit it). The train step is timed at the task's length with the benchmark's
 ``run_case``; TF-IDF + LinearSVC (``rnnbench.baselines``) runs on every task's texts. The
 report, ``ROOT/report.md``, ``ROOT/report.json``, ``ROOT/accuracy.png`` and
 ``ROOT/step_time.png``, gives per task: test accuracy mean ± 95% t-interval per cell, step
@@ -36,15 +36,17 @@ from typing import Any
 
 import ml_collections
 from absl import flags
+from absl import logging
 
 from rnnbench import cli
 from rnnbench import models
+from rnnbench import runinfo
 from rnnbench import sweep
 from rnnbench import train
 from rnnbench import workdir as layout
+from rnnbench.configs import tasks as task_configs
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-TASKS_DIR = ROOT / "configs" / "tasks"
+TASKS_DIR = pathlib.Path(task_configs.__file__).parent  # rnnbench/configs/tasks/
 TASKS = ("notebook", "newsgroups_long", "listops", "recall", "delay")
 CELLS = ("lstm", "gru", "mingru", "minlstm", "lru", "none")
 SIZES = ("full", "cpu", "quick")
@@ -66,13 +68,11 @@ PUBLISHED = {
 
 
 def task_module(task: str):
-  """configs/tasks/<task>.py as a module; a clear error for an unknown task."""
+  """rnnbench/configs/tasks/<task>.py as a module; a clear error for an unknown task."""
   if task not in TASKS and not (TASKS_DIR / f"{task}.py").is_file():
     raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)} "
                      f"(each a file in {TASKS_DIR})")
-  if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # so `from configs import default` works
-  return importlib.import_module(f"configs.tasks.{task}")
+  return importlib.import_module(f"{task_configs.__name__}.{task}")
 
 
 def parse_cell(spec: str) -> tuple[str, list[str]]:
@@ -127,24 +127,10 @@ def run_config(task: str, cell_spec: str, size: str, seed: int,
   return config, overrides
 
 
-def bench_module():
-  """The benchmark's timing API (``run_case``, ``Case``, ``default_bench_config``), imported
-  here only, when timing starts: ``rnnbench.bench.runner`` (the package), else ``rnnbench.bench``.
-  """
-  for name in ("rnnbench.bench.runner", "rnnbench.bench"):
-    try:
-      module = importlib.import_module(name)
-    except ModuleNotFoundError:
-      continue
-    if hasattr(module, "run_case"):
-      return module
-  raise ImportError("no rnnbench.bench module with run_case")
-
-
 def time_train_step(config: ml_collections.ConfigDict, num_classes: int, steps: int,
                     warmup: int) -> dict[str, Any]:
   """The benchmark's train-step timing at the config's batch size and length."""
-  bench = bench_module()
+  from rnnbench.bench import runner as bench  # pylint: disable=g-import-not-at-top
   settings = bench.default_bench_config()
   settings.update(steps=steps, warmup=warmup, num_classes=num_classes, modes="train")
   case = bench.Case(config.model.cell, config.train.batch_size, config.data.maxlen,
@@ -160,11 +146,14 @@ def time_train_step(config: ml_collections.ConfigDict, num_classes: int, steps: 
 
 
 def _cached(path: pathlib.Path, make) -> Any:
+  """``make()``, kept in ``path`` (written atomically; an unreadable one is made again)."""
   if path.is_file():
-    return json.loads(path.read_text())
+    try:
+      return json.loads(path.read_text())
+    except ValueError:
+      pass  # damaged (e.g. an older, non-atomic write): make it again
   value = make()
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text(json.dumps(value, indent=1) + "\n")
+  runinfo.write_json(path, value)
   return value
 
 
@@ -342,8 +331,7 @@ def run_compare(cells: Sequence[str], tasks: Sequence[str], seeds: Sequence[int]
   rep["wall_s"] = time.perf_counter() - start
   root.mkdir(parents=True, exist_ok=True)
   rep["plots"] = plot(rep, root)
-  (root / "report.json").write_text(json.dumps(rep, indent=1) + "\n")
-  (root / "report.md").write_text(markdown(rep))
+  layout.write_report(root, rep, markdown(rep))
   return rep
 
 
@@ -351,7 +339,7 @@ def run_compare(cells: Sequence[str], tasks: Sequence[str], seeds: Sequence[int]
 FLAGS = flags.FlagValues()
 _CELLS = flags.DEFINE_list("cells", list(CELLS), "Cells (cell[+block]), e.g. lstm,mingru+block.",
                            flag_values=FLAGS)
-_TASKS = flags.DEFINE_list("tasks", list(TASKS), "Tasks: files in configs/tasks/.",
+_TASKS = flags.DEFINE_list("tasks", list(TASKS), "Tasks: files in rnnbench/configs/tasks/.",
                            flag_values=FLAGS)
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per (task, cell): 0 .. N-1 (--quick: 2).",
                               flag_values=FLAGS)
@@ -380,14 +368,17 @@ def use_compilation_cache(directory: str | pathlib.Path) -> None:
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-  """This module's flags; a one-line error for a bad one."""
+  """This module's flags, then the shared ones (``cli.parse_flags``: --verbosity,
+  --traceback); ``--config.FIELD=VALUE`` is ``--set=FIELD=VALUE``, as in the sweep. A bad flag
+  is one line."""
+  argv = [argv[0]] + [f"--set={a[len('--config.'):]}" if a.startswith("--config.") else a
+                      for a in argv[1:]]
   try:
-    rest = FLAGS(argv)
+    rest = FLAGS(argv, known_only=True)
   except flags.Error as e:
     sys.exit(f"{argv[0]}: {e}\nFlags: --cells --tasks --seeds --quick --size --root --set "
-             "--compilation_cache")
-  flags.FLAGS.mark_as_parsed()  # absl's app.run reads its own flags' defaults
-  return rest
+             "--compilation_cache --verbosity --traceback")
+  return cli.parse_flags(rest)
 
 
 def main(argv):
@@ -404,7 +395,7 @@ def main(argv):
                 overrides=_SET.value)
   except train.TrainingInterrupted as e:
     sys.exit(str(e))
-  print((pathlib.Path(_ROOT.value) / "report.md").read_text())
+  print(layout.read_report_md(pathlib.Path(_ROOT.value)))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import json
 import math
 import pathlib
 import statistics
@@ -23,6 +22,7 @@ from typing import Any
 
 import ml_collections
 from absl import flags
+from absl import logging
 from scipy import stats
 
 from rnnbench import cli
@@ -201,8 +201,7 @@ def run_sweep(configs: Sequence[str], seeds: Sequence[int], root: str | pathlib.
   rep = report(runs)
   rep["overrides"] = list(overrides)
   rep["seeds"] = [int(s) for s in seeds]
-  (root / "report.json").write_text(json.dumps(rep, indent=1) + "\n")
-  (root / "report.md").write_text(markdown(rep))
+  layout.write_report(root, rep, markdown(rep))
   plot(runs, root / "curves.png")
   return rep
 
@@ -226,7 +225,7 @@ def main(argv):
     run_sweep(_CONFIGS.value, [int(s) for s in _SEEDS.value], _ROOT.value, _SET.value)
   except train.TrainingInterrupted as e:
     print(e)
-  print((pathlib.Path(_ROOT.value) / "report.md").read_text())
+  print(layout.read_report_md(pathlib.Path(_ROOT.value)))
 
 
 if __name__ == "__main__":

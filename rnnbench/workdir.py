@@ -54,6 +54,20 @@ RESULT_FILES = (METRICS, STEPS, SUMMARY, PARAMS)
 RESULT_FOLDERS = (CHECKPOINTS, CHECKPOINTS_DAMAGED, TENSORBOARD)
 # What run.py writes into a workdir; anything else makes it "not an rnnbench run".
 ARTEFACTS = frozenset({LOCK_NAME, CONFIG, TOKENIZER, LABELS, *RESULT_FILES, *RESULT_FOLDERS})
+# A sweep's or comparison's root (above its runs' workdirs): its report.
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+
+
+def write_report(root: pathlib.Path, report: Mapping[str, Any], markdown: str) -> None:
+  """A sweep's or comparison's ``REPORT_JSON`` and ``REPORT_MD`` in ``root``, atomically."""
+  root.mkdir(parents=True, exist_ok=True)
+  write_text(root / REPORT_JSON, json.dumps(report, indent=1) + "\n")
+  write_text(root / REPORT_MD, markdown)
+
+
+def read_report_md(root: pathlib.Path) -> str:
+  return (root / REPORT_MD).read_text()
 
 
 def write_json(path: pathlib.Path, obj: Any) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from configs import default  # pylint: disable=wrong-import-position
+from rnnbench.configs import default  # pylint: disable=wrong-import-position
 from rnnbench import baselines  # pylint: disable=wrong-import-position
 from rnnbench import data as data_lib  # pylint: disable=wrong-import-position
 from rnnbench import tokenizer as tokenizer_lib  # pylint: disable=wrong-import-position

@@ -27,7 +27,7 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from configs import default  # pylint: disable=wrong-import-position
+from rnnbench.configs import default  # pylint: disable=wrong-import-position
 from rnnbench import input_pipeline  # pylint: disable=wrong-import-position
 from rnnbench import models  # pylint: disable=wrong-import-position
 from rnnbench import train  # pylint: disable=wrong-import-position

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 import pytest
 
-from configs import default
+from rnnbench.configs import default
 from rnnbench import baselines
 from rnnbench import compare
 from rnnbench import data as data_lib
@@ -176,7 +176,7 @@ TASK_NAMES = compare.TASKS
 
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_task_configs_share_the_protocol(task):
-  module = importlib.import_module(f"configs.tasks.{task}")
+  module = importlib.import_module(f"rnnbench.configs.tasks.{task}")
   config = module.get_config()
   assert (config.train.schedule, config.train.optimizer, config.train.grad_clip) == (
       "warmup_cosine", "adam", 1.0)
@@ -190,7 +190,7 @@ def test_task_configs_share_the_protocol(task):
 
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_task_configs_pass_validation(task):
-  module = importlib.import_module(f"configs.tasks.{task}")
+  module = importlib.import_module(f"rnnbench.configs.tasks.{task}")
   for size in ("full", "cpu", "quick"):
     config, _ = compare.run_config(task, "mingru+block", size, seed=0)
     validation.validate(config)
@@ -213,7 +213,7 @@ def test_new_fields_are_validated(field, value):
 
 
 def test_newsgroups_long():
-  from configs.tasks import newsgroups_long  # pylint: disable=g-import-not-at-top
+  from rnnbench.configs.tasks import newsgroups_long  # pylint: disable=g-import-not-at-top
   config = newsgroups_long.get_config()
   assert config.data.maxlen >= 1000 and config.model.mask_padding
   assert (config.data.padding, config.data.truncating) == ("post", "post")
@@ -222,7 +222,7 @@ def test_newsgroups_long():
 @pytest.mark.parametrize("task", ["listops", "recall", "delay"])
 def test_generated_texts_fit_maxlen(task):
   """No generated text is cut: each config's maxlen holds its longest text, at every size."""
-  module = importlib.import_module(f"configs.tasks.{task}")
+  module = importlib.import_module(f"rnnbench.configs.tasks.{task}")
   config = module.get_config()
   sweep.apply_overrides(config, module.SIZES["quick"])
   assert config.data.maxlen == _longest(config.data)
@@ -241,7 +241,7 @@ def _longest(data_config) -> int:
 @pytest.mark.parametrize("cell", ["lstm", "gru", "mingru", "none", "mingru+block"])
 def test_hidden_size_is_the_largest_within_the_budget(cell):
   config, overrides = compare.run_config("recall", cell, "quick", seed=0)
-  budget = importlib.import_module("configs.tasks.recall").RNN_PARAM_BUDGET
+  budget = importlib.import_module("rnnbench.configs.tasks.recall").RNN_PARAM_BUDGET
   h = config.model.hidden_size
   assert models.rnn_param_count(config) <= budget
   bigger = copy.deepcopy(config)

@@ -174,6 +174,19 @@ def test_fingerprint_covers_the_whole_config_but_the_allow_list():
     assert any(k == entry or (entry.endswith(".*") and k.startswith(entry[:-1])) for k in flat)
 
 
+def test_epochs_are_fingerprinted_where_they_shape_the_schedule():
+  config = small_config()
+  assert "train.num_epochs" not in checkpoint.fingerprint(config)  # constant LR: train longer
+  config.train.schedule, config.train.decay_steps = "warmup_cosine", 0
+  longer = small_config()
+  longer.train.schedule, longer.train.decay_steps = "warmup_cosine", 0
+  longer.train.num_epochs = config.train.num_epochs + 3
+  diff = checkpoint.mismatches(checkpoint.fingerprint(config), checkpoint.fingerprint(longer))
+  assert len(diff) == 1 and diff[0].startswith("train.num_epochs:"), diff
+  config.train.decay_steps = longer.train.decay_steps = 100  # a fixed cosine: may train longer
+  assert not checkpoint.mismatches(checkpoint.fingerprint(config), checkpoint.fingerprint(longer))
+
+
 def test_resumed_steps_log_equals_an_uninterrupted_one(base_run, tmp_path):
   def crash_at_step_5(step):  # checkpoint at 3; lines at 2 and 4 written, 4 past the checkpoint
     if step == 5:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import common  # the sibling module: a script's folder is first on sys.path
 from rnnbench import runinfo

@@ -17,7 +17,6 @@ Each result's ``notes`` says which of these apply.
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 from torch import nn
