@@ -178,6 +178,7 @@ def run_torch(name: str, variant: dict[str, Any], torch_cell: str,
               num_classes: int) -> list[dict[str, Any]]:
   """PyTorch's classifier (cuDNN nn.LSTM/GRU on a GPU), its RNN given rnnbench's weights."""
   import torch  # pylint: disable=g-import-not-at-top
+  import common  # pylint: disable=g-import-not-at-top  (benchmarks/references/)
   import torch_bench  # pylint: disable=g-import-not-at-top
   shape_name, b, t, h = shape
   config = case_config(variant, b, t, h, dtype)
@@ -225,7 +226,7 @@ def run_torch(name: str, variant: dict[str, Any], torch_cell: str,
     try:
       if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-      first, times = _time_calls(fn, settings.steps, settings.warmup)
+      first, times = common.time_calls(fn, settings.steps, settings.warmup)
       record.update(compile_s=first, step_time_s=runinfo.step_stats(times), step_times_s=times,
                     peak_memory={"bytes": torch.cuda.max_memory_allocated(),
                                  "source": "torch_cuda_max_allocated"}
@@ -234,20 +235,6 @@ def run_torch(name: str, variant: dict[str, Any], torch_cell: str,
       record.update(status="error", error=runinfo.error_text(e))  # pylint: disable=protected-access
     records.append(record)
   return records
-
-
-def _time_calls(fn, steps: int, warmup: int) -> tuple[float, list[float]]:
-  start = time.perf_counter()
-  fn()
-  first = time.perf_counter() - start
-  for _ in range(warmup):
-    fn()
-  times = []
-  for _ in range(steps):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return first, times
 
 
 def plan(shapes: Sequence[tuple[str, int, int, int]], dtypes: Sequence[str],
