@@ -11,7 +11,7 @@ from rnnbench.configs.tasks import generated, protocol
 RNN_PARAM_BUDGET = 20_000
 
 SIZES = {
-    "cpu": ["data.listops.num_train=20000", "data.listops.num_test=2000",
+    "cpu": ["data.listops.num_train=10000", "data.listops.num_test=2000",
             "data.listops.min_length=50", "data.listops.max_length=300", "data.maxlen=300",
             "train.num_epochs=3", "train.warmup_steps=100"],
     "quick": ["data.listops.num_train=1500", "data.listops.num_test=300",
