@@ -30,7 +30,7 @@ RESUME_MAY_DIFFER = (
     "train.test_every_epoch", "train.eval_batch_size", "train.checkpoint_every_steps",
     "train.keep_checkpoints", "train.overwrite", "train.num_devices", "train.shard_embedding",
     "model.impl", "model.unroll", "dist.*", "data.archive", "data.data_home", "data.tfds.data_dir", "data.tfds.download",
-    "data.files.train", "data.files.test", "data.files.val",
+    "data.files.train", "data.files.test", "data.files.val", "data.cache",
 )
 FORMAT = "rnnbench-checkpoint-v1"
 # Where a damaged checkpoint is set aside: next to ``directory``, this suffix added to its name

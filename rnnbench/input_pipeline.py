@@ -2,7 +2,9 @@
 
 ``prepare(config)`` loads the dataset, fits the tokenizer on the whole train subset, pads every
 split with ``encode`` and cuts the validation split off the END of train with ``split_at``, as
-Keras' ``fit(validation_split=v)`` does before any shuffle. ``batches`` yields fixed-shape
+Keras' ``fit(validation_split=v)`` does before any shuffle; the result is kept in the
+prepared-array cache (``rnnbench.prepared_cache``), so the next run with the same data reads it
+back. ``batches`` yields fixed-shape
 ``(x, y, weight)`` batches in an ``epoch_order``; shapes: ``x`` (B, T) int32, ``y`` (B,) int32,
 ``weight`` (B,) float32 (0 on padding rows).
 """
@@ -10,6 +12,7 @@ Keras' ``fit(validation_split=v)`` does before any shuffle. ``batches`` yields f
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -19,6 +22,7 @@ import ml_collections
 import numpy as np
 
 from rnnbench import data as data_lib
+from rnnbench import prepared_cache
 from rnnbench import tokenizer as tokenizer_lib
 
 
@@ -34,11 +38,18 @@ class Arrays:
 
 @dataclasses.dataclass(frozen=True)
 class PreparedData:
+  """The encoded splits, the class names and the fitted tokenizer (as ``to_json`` writes it;
+  ``tokenizer`` is the object, made from it when first asked for)."""
   train: Arrays
   val: Arrays
   test: Arrays
-  tokenizer: tokenizer_lib.Tokenizer
   label_names: list[str]
+  tokenizer_json: str
+  from_cache: bool = False  # read back from the prepared-array cache
+
+  @functools.cached_property
+  def tokenizer(self) -> tokenizer_lib.Tokenizer:
+    return tokenizer_lib.Tokenizer.from_json(self.tokenizer_json)
 
 
 def split_at(n: int, validation_split: float) -> int:
@@ -72,6 +83,23 @@ def validation_texts(dataset: data_lib.TextClassificationData, validation_split:
 
 
 def prepare(config: ml_collections.ConfigDict) -> PreparedData:
+  """The prepared-array cache's entry for this config, else ``build(config)`` (then stored)."""
+  key = prepared_cache.key(config)
+  hit = key and prepared_cache.read(config, key)
+  if hit:
+    split = lambda name: Arrays(hit[f"{name}_x"], hit[f"{name}_y"])
+    return PreparedData(train=split("train"), val=split("val"), test=split("test"),
+                        label_names=hit["label_names"], tokenizer_json=hit["tokenizer_json"],
+                        from_cache=True)
+  data = build(config)
+  if key:
+    prepared_cache.write(config, key, {f"{name}_{part}": getattr(getattr(data, name), part)
+                                       for name in ("train", "val", "test") for part in "xy"},
+                         data.label_names, data.tokenizer_json)
+  return data
+
+
+def build(config: ml_collections.ConfigDict) -> PreparedData:
   """Loads the dataset, fits the tokenizer on the whole train subset and pads every split."""
   dataset = data_lib.load(config.data, seed=config.seed)
   tok = tokenizer_lib.Tokenizer(
@@ -87,8 +115,10 @@ def prepare(config: ml_collections.ConfigDict) -> PreparedData:
     train, val = Arrays(full.x[:cut], full.y[:cut]), Arrays(full.x[cut:], full.y[cut:])
   else:  # a named split (like Keras' validation_data): all of train trains
     train, val = full, encode_(dataset.val_texts, dataset.val_labels)
-  return PreparedData(train=train, val=val, test=encode_(dataset.test_texts, dataset.test_labels),
-                      tokenizer=tok, label_names=list(dataset.label_names))
+  data = PreparedData(train=train, val=val, test=encode_(dataset.test_texts, dataset.test_labels),
+                      label_names=list(dataset.label_names), tokenizer_json=tok.to_json())
+  data.__dict__["tokenizer"] = tok  # the cached_property's value: no from_json round trip
+  return data
 
 
 def data_digest(data: PreparedData) -> str:

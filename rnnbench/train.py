@@ -336,10 +336,11 @@ class _Run:
     """Writes the run's inputs, says what it trains on, and compiles the step."""
     config, data, mesh = self.config, self.data, self.mesh
     if self.main:
-      workdir_lib.write_inputs(self.workdir, config.to_dict(), data.tokenizer.to_json(),
+      workdir_lib.write_inputs(self.workdir, config.to_dict(), data.tokenizer_json,
                                data.label_names)
     self.say(f"Train on {len(data.train)} samples, validate on {len(data.val)} samples "
-             f"(test {len(data.test)}; data ready in {self.load_s:.1f}s)")
+             f"(test {len(data.test)}; data ready in {self.load_s:.1f}s"
+             f"{' from the cache' if data.from_cache else ''})")
     if mesh.size > 1 or self.multi_process:
       self.say(f"Data-parallel on {mesh.size} {jax.default_backend()} devices in "
                f"{jax.process_count()} process(es); batch {config.train.batch_size} padded to "

@@ -71,6 +71,7 @@ RULES: dict[str, Rule] = {
     "data.truncating": _choice("pre", "post"),
     "data.filters": _STR,
     "data.lower": _BOOL,
+    "data.cache": _BOOL,
     "data.validation_split": _float(0.0, 1.0, example=0.1),
     "data.max_train_docs": _int(0, example=0),
     "data.max_test_docs": _int(0, example=0),

@@ -15,6 +15,20 @@ from configs import default  # pylint: disable=g-import-not-at-top,wrong-import-
 _DEFAULT_ARCHIVE = ROOT.parent / "shared" / "data" / "20news-bydate.tar.gz"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache(tmp_path_factory):
+  """The tests' own $RNNBENCH_CACHE (unpacked archives, prepared arrays), unless one is set:
+  a test never reads, or leaves, entries in the user's ~/.cache/rnnbench."""
+  if os.environ.get("RNNBENCH_CACHE"):
+    yield
+    return
+  os.environ["RNNBENCH_CACHE"] = str(tmp_path_factory.mktemp("rnnbench-cache"))
+  try:
+    yield
+  finally:
+    os.environ.pop("RNNBENCH_CACHE", None)
+
+
 @pytest.fixture(scope="session")
 def news_archive() -> pathlib.Path:
   """The real 20news-bydate archive (``find_news_archive``)."""

@@ -30,6 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.max_train_docs = 0      # >0: use only the first N train documents (smoke runs)
   config.data.max_test_docs = 0       # >0: use only the first N test documents
   config.data.max_val_docs = 0        # >0: only the first N of a named validation split
+  config.data.cache = True            # keep the prepared arrays (rnnbench/prepared_cache.py)
   # data.name == "synthetic": generated text with a learnable label signal.
   config.data.synthetic = ml_collections.ConfigDict()
   config.data.synthetic.num_train = 2000

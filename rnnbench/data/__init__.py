@@ -16,8 +16,8 @@ from rnnbench.data.newsgroups import fetch_20newsgroups
 from rnnbench.data.synthetic import make_synthetic
 
 __all__ = [
-    "DataError", "LOADERS", "TextClassificationData", "TextDataset", "fetch_20newsgroups",
-    "load", "make_synthetic",
+    "DataError", "IDENTITIES", "LOADERS", "TextClassificationData", "TextDataset", "fetch_20newsgroups",
+    "identity", "load", "make_synthetic",
 ]
 
 Loader = Callable[[Any, int], TextClassificationData]
@@ -31,6 +31,30 @@ LOADERS: dict[str, Loader] = {
     tfds_catalog.PREFIX: tfds_catalog.load,
     **{task: longrange.loader(task) for task in longrange.TASKS},  # listops, recall, delay
 }
+
+
+def _generated(data_config: Any, seed: int = 0) -> dict[str, Any]:
+  return {"generated": data_config.name, "seed": int(seed)}  # the sizes are data fields
+
+
+# What each loader reads, for the prepared-array cache (rnnbench.prepared_cache); a family
+# missing here (tfds: it keeps its own cache) is not cached.
+IDENTITIES: dict[str, Callable[[Any, int], dict[str, Any] | None]] = {
+    "20newsgroups": newsgroups.identity,
+    "synthetic": _generated,
+    "csv": files.identity,
+    "jsonl": files.identity,
+    "folder": files.identity,
+    **{task: _generated for task in longrange.TASKS},
+}
+
+
+def identity(data_config: Any, seed: int = 0) -> dict[str, Any] | None:
+  """The identity of what ``load(data_config, seed)`` reads (a content hash, or a generated
+  dataset's name and seed), for the prepared-array cache; None: do not cache."""
+  family, colon, _ = data_config.name.partition(":")
+  fn = IDENTITIES.get(family + colon)
+  return None if fn is None else fn(data_config, seed)
 
 
 def load(data_config: Any, seed: int = 0) -> TextClassificationData:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
+import pathlib
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -10,6 +13,27 @@ from typing import Any
 import numpy as np
 
 _INT = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
+CACHE_ENV = "RNNBENCH_CACHE"
+
+
+def cache_home(data_home: str | os.PathLike[str] | None = None) -> pathlib.Path:
+  """rnnbench's cache folder: ``data.data_home``, else ``$RNNBENCH_CACHE``, else
+  ``~/.cache/rnnbench`` (unpacked archives, prepared arrays)."""
+  base = data_home or os.environ.get(CACHE_ENV) or pathlib.Path.home() / ".cache" / "rnnbench"
+  return pathlib.Path(base).expanduser()
+
+
+def content_sha256(*paths: pathlib.Path) -> str:
+  """The sha256 of the files' names, sizes and bytes, in the order given."""
+  digest = hashlib.sha256()
+  for path in paths:
+    digest.update(repr((path.name, path.stat().st_size)).encode())
+    with open(path, "rb") as f:
+      for chunk in iter(lambda: f.read(1 << 20), b""):
+        digest.update(chunk)
+  return digest.hexdigest()
 
 
 class DataError(Exception):

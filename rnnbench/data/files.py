@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import pathlib
@@ -27,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from rnnbench.data.base import DataError, TextClassificationData, encode_labels, sorted_classes
+from rnnbench.data.base import (DataError, TextClassificationData, content_sha256, encode_labels,
+                                sorted_classes)
 
 FORMATS = ("csv", "jsonl", "folder")
 _LOAD_FILES_RANDOM_STATE = 0  # sklearn.datasets.load_files' default shuffle
@@ -59,6 +61,30 @@ def load(data_config: Any, seed: int = 0) -> TextClassificationData:
       train_texts=texts, train_labels=splits["train"][1], test_texts=test_texts,
       test_labels=test_labels, label_names=[str(c) for c in classes], val_texts=val_texts,
       val_labels=val_labels)
+
+
+def identity(data_config: Any, seed: int = 0) -> dict[str, Any] | None:
+  """What ``load`` reads, for the prepared-array cache: each split's file (or each file of
+  its class folders) by content; None (no caching) when one is missing or unreadable."""
+  del seed
+  out = {}
+  try:
+    for split in ("train", "test", "val"):
+      given = data_config.files[split]
+      if not given:
+        continue
+      path = pathlib.Path(given).expanduser()
+      if data_config.name == "folder" and path.is_dir():
+        members = sorted(p for p in path.rglob("*") if p.is_file())
+        names = repr([str(p.relative_to(path)) for p in members])  # the class folders too
+        out[split] = hashlib.sha256((names + content_sha256(*members)).encode()).hexdigest()
+      elif data_config.name != "folder" and path.is_file():
+        out[split] = content_sha256(path)
+      else:
+        return None  # load says what is wrong
+  except OSError:
+    return None
+  return out
 
 
 def _read(fmt: str, split: str, cfg: Any) -> tuple[list[str], list[Any], list[str] | None]:

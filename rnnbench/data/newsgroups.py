@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from rnnbench.data.base import DataError, TextClassificationData, TextDataset, from_subsets
+from rnnbench.data.base import (CACHE_ENV, DataError, TextClassificationData, TextDataset,
+                                cache_home, content_sha256, from_subsets)
 
 ARCHIVE_ENV = "RNNBENCH_20NEWS_ARCHIVE"
-CACHE_ENV = "RNNBENCH_CACHE"
 TRAIN_FOLDER = "20news-bydate-train"
 TEST_FOLDER = "20news-bydate-test"
 SUBSETS = ("train", "test", "all")
@@ -74,10 +74,24 @@ def load(data_config: Any, seed: int = 0) -> TextClassificationData:
                       fetch_20newsgroups("test", archive=archive, data_home=data_home))
 
 
+def identity(data_config: Any, seed: int = 0) -> dict[str, Any] | None:
+  """What ``load`` reads, for the prepared-array cache: the archive's (or scikit-learn's
+  cached pickle's) content hash; None (no caching) when neither is there yet."""
+  del seed
+  archive = getattr(data_config, "archive", "") or os.environ.get(ARCHIVE_ENV)
+  if archive:
+    path = pathlib.Path(archive).expanduser()
+    return {"archive_sha256": content_sha256(path)} if path.is_file() else None
+  # scikit-learn's cache (sklearn.datasets.get_data_home, without importing scikit-learn).
+  home = (getattr(data_config, "data_home", "") or os.environ.get("SCIKIT_LEARN_DATA")
+          or "~/scikit_learn_data")
+  pickle = pathlib.Path(home).expanduser() / "20news-bydate_py3.pkz"
+  return {"sklearn_pkz_sha256": content_sha256(pickle)} if pickle.is_file() else None
+
+
 def cache_root(data_home: str | os.PathLike[str] | None = None) -> pathlib.Path:
   """The folder that holds unpacked archives, one subfolder per archive content hash."""
-  base = data_home or os.environ.get(CACHE_ENV) or pathlib.Path.home() / ".cache" / "rnnbench"
-  return pathlib.Path(base).expanduser() / _CACHE_SUBDIR
+  return cache_home(data_home) / _CACHE_SUBDIR
 
 
 def unpack_archive(archive: str | os.PathLike[str], root: pathlib.Path,
