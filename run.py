@@ -12,12 +12,17 @@ from ml_collections import config_flags
 
 from rnnbench import cli
 from rnnbench import train
+from rnnbench.data import base as data_base
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None,
                                "Where config, metrics, tokenizer and params are written; "
                                "default runs/<config>-<time>.")
+_CACHE = flags.DEFINE_string(
+    "compilation_cache", "auto", "JAX's persistent compilation cache: a folder, 'auto' "
+    "($RNNBENCH_CACHE/jax, else ~/.cache/rnnbench/jax) or '' (off). A second run of the same "
+    "model loads its compiled steps instead of compiling them again.")
 
 
 def main(argv):
@@ -28,6 +33,9 @@ def main(argv):
     name = pathlib.Path(config_flags.get_config_filename(flags.FLAGS["config"])).stem
     workdir = f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}"
   print(f"workdir: {workdir}", flush=True)
+  cache = cli.compilation_cache_dir(_CACHE.value, data_base.cache_home() / "jax")
+  if cache:
+    cli.use_compilation_cache(cache)
   created = cli.new_folders(workdir)
   try:
     train.train_and_evaluate(_CONFIG.value, workdir)

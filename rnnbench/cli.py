@@ -58,6 +58,25 @@ def override_error(e: Exception, what: str = "config") -> str:
   return text
 
 
+def use_compilation_cache(directory: str | os.PathLike, max_bytes: int = 1 << 30) -> None:
+  """Turns on JAX's persistent compilation cache in ``directory`` (call before the first
+  compile): a later process loads its compiled programs instead of compiling them again.
+  XLA keys each entry by the program, the compile options and the versions; at most
+  ``max_bytes`` are kept, the least recently used dropped first."""
+  import jax  # pylint: disable=g-import-not-at-top
+  jax.config.update("jax_compilation_cache_dir", str(directory))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  jax.config.update("jax_compilation_cache_max_size", int(max_bytes))
+
+
+def compilation_cache_dir(value: str, auto: str | os.PathLike) -> pathlib.Path | None:
+  """A ``--compilation_cache`` flag's folder: ``auto`` for 'auto', None for '' (off)."""
+  if not value:
+    return None
+  return pathlib.Path(auto if value == "auto" else value).expanduser()
+
+
 def new_folders(path: str | os.PathLike) -> list[pathlib.Path]:
   """``path`` and those of its parents that do not exist yet, deepest first."""
   out = []

@@ -359,14 +359,6 @@ _CACHE = flags.DEFINE_string(
     "the compiled steps instead of compiling them again.", flag_values=FLAGS)
 
 
-def use_compilation_cache(directory: str | pathlib.Path) -> None:
-  """Turns on JAX's persistent compilation cache in ``directory`` (before the first compile)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  jax.config.update("jax_compilation_cache_dir", str(directory))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
 def parse_flags(argv: list[str]) -> list[str]:
   """This module's flags, then the shared ones (``cli.parse_flags``: --verbosity,
   --traceback); ``--config.FIELD=VALUE`` is ``--set=FIELD=VALUE``, as in the sweep. A bad flag
@@ -387,9 +379,9 @@ def main(argv):
     sys.exit(f"error: --seeds must be >= 1, got {_SEEDS.value}")
   size = "quick" if _QUICK.value else _SIZE.value
   seeds = _SEEDS.value if FLAGS["seeds"].present or size != "quick" else QUICK_SEEDS
-  if _CACHE.value:
-    use_compilation_cache(pathlib.Path(_ROOT.value) / ".jax_cache" if _CACHE.value == "auto"
-                          else _CACHE.value)
+  cache = cli.compilation_cache_dir(_CACHE.value, pathlib.Path(_ROOT.value) / ".jax_cache")
+  if cache:
+    cli.use_compilation_cache(cache)
   try:
     run_compare(_CELLS.value, _TASKS.value, list(range(seeds)), _ROOT.value, size,
                 overrides=_SET.value)

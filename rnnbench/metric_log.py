@@ -17,6 +17,36 @@ from typing import Any
 from rnnbench import workdir as layout
 
 
+def summary_writer_class() -> Any:
+  """tensorboardX's ``SummaryWriter`` (None if tensorboardX is not installed), imported
+  without torch.
+
+  tensorboardX imports torch when it can (seconds: most of a short run's start-up) only to
+  accept torch tensors, which rnnbench never logs: while it is imported, ``import torch``
+  fails, which tensorboardX handles. If torch is loaded already, or tensorboardX cannot do
+  without it, it is imported as usual.
+  """
+  hide = "torch" not in sys.modules
+  if hide:
+    sys.modules["torch"] = None  # `import torch` raises ImportError
+  try:
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+    return SummaryWriter
+  except ImportError:
+    if not hide:
+      return None
+  finally:
+    if hide and sys.modules.get("torch", 0) is None:
+      del sys.modules["torch"]
+  for name in [m for m in sys.modules if m == "tensorboardX" or m.startswith("tensorboardX.")]:
+    del sys.modules[name]  # half-imported without torch: import it again, torch and all
+  try:
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top,reimported
+    return SummaryWriter
+  except ImportError:
+    return None
+
+
 class MetricLog:
   """The metric files of one run in ``workdir``, resumed after global step ``resume_step``.
 
@@ -41,13 +71,9 @@ class MetricLog:
     self.last_kept = kept[-1] if kept else None
     layout.write_jsonl(steps_file, kept)
     self._steps = steps_file.open("a", buffering=1)
-    if tensorboard:
-      try:
-        from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-      except ImportError:
-        pass
-      else:
-        self._tb = SummaryWriter(str(workdir / layout.TENSORBOARD), purge_step=resume_step or None)
+    writer = summary_writer_class() if tensorboard else None
+    if writer is not None:
+      self._tb = writer(str(workdir / layout.TENSORBOARD), purge_step=resume_step or None)
 
   def step(self, step: int, record: Mapping[str, float]) -> None:
     """A training-progress record (``steps.jsonl`` and the ``train_step/*`` scalars)."""

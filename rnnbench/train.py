@@ -63,7 +63,9 @@ def create_train_state(config: ml_collections.ConfigDict, num_classes: int,
   model = models.create_model(config, num_classes=num_classes)
   init_key, dropout_key = jax.random.split(rng)
   dummy = jnp.zeros((1, config.data.maxlen), jnp.int32)
-  params = model.init({"params": init_key}, dummy, train=False)["params"]
+  # One compiled program: run op by op, the init's forward pass compiles dozens of small ones.
+  init = jax.jit(functools.partial(model.init, train=False))
+  params = init({"params": init_key}, dummy)["params"]
   return TrainState.create(apply_fn=optim.mixed_precision(model.apply, config.train.dtype),
                            params=params, tx=optim.make_optimizer(config.train, total_steps),
                            dropout_key=dropout_key)

@@ -251,3 +251,23 @@ def test_mixed_precision_computes_in_bfloat16_on_float32_params(cell):
 def test_unknown_dtype_is_an_error():
   with pytest.raises(ValueError, match="unknown train.dtype 'fp8'"):
     train.create_train_state(small_config(**{"train.dtype": "fp8"}), 4, jax.random.PRNGKey(0))
+
+
+def test_tensorboard_without_importing_torch(tmp_path):
+  """tensorboardX is imported with torch hidden (seconds of a run's start-up), then torch
+  imports as usual; the events are written all the same."""
+  pytest.importorskip("tensorboardX")
+  pytest.importorskip("torch")
+  code = ("import sys, pathlib\n"
+          "from rnnbench import metric_log\n"
+          f"log = metric_log.MetricLog(pathlib.Path({str(tmp_path)!r}), tensorboard=True)\n"
+          "log.step(1, {'loss': 0.5, 'accuracy': 0.25})\n"
+          "log.close()\n"
+          "assert log._tb is not None and 'torch' not in sys.modules, sorted(sys.modules)\n"
+          "import torch\n"
+          "print('torch', torch.ones(2).sum().item())\n")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        cwd=pathlib.Path(__file__).resolve().parents[1], timeout=300)
+  assert proc.returncode == 0, proc.stderr
+  assert "torch 2.0" in proc.stdout
+  assert _event_scalars(tmp_path / "tensorboard")["train_step/loss"] == [(1, 0.5)]
