@@ -308,6 +308,10 @@ NOTES = [
     "Both runtimes share the process and its cores: PyTorch's OpenMP threads may spin for "
     "a while after a torch call, slowing the next few JAX calls; each function runs its "
     "--steps calls in a row, so this falls on a round's first call.",
+    "On a loaded machine (load average near or above the core count) PyTorch's OpenMP "
+    "regions stall whenever one of their threads is descheduled, by up to hundreds of "
+    "times; its rows are then meaningless. Measure on an idle machine, or compare with "
+    "--torch_threads 1.",
 ]
 
 
@@ -319,6 +323,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   parser.add_argument("--data", default="real", choices=("real", "synthetic"),
                       help="real: 20news batches ($RNNBENCH_20NEWS_ARCHIVE or ../shared/data)")
   parser.add_argument("--no_torch", action="store_true", help="rnnbench's parts only")
+  parser.add_argument("--torch_threads", type=int, default=0,
+                      help="torch.set_num_threads; 0: PyTorch's default (as torch_bench.py)")
   for name in SHAPES:
     parser.add_argument(f"--{name}", type=int, default=0, help="0: the notebook's")
   parser.add_argument("--json", default="")
@@ -327,8 +333,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   cells_ = [c.strip() for c in args.cells.split(",") if c.strip()]
   if not cells_ or set(cells_) - {"lstm", "gru"}:
     parser.error(f"--cells {args.cells!r}: give lstm, gru or both (lstm,gru)")
-  if args.rounds < 1 or args.steps < 1 or any(getattr(args, n) < 0 for n in SHAPES):
-    parser.error("--rounds and --steps must be >= 1 and the shapes >= 0")
+  if args.rounds < 1 or args.steps < 1 or args.torch_threads < 0 or any(
+      getattr(args, n) < 0 for n in SHAPES):
+    parser.error("--rounds and --steps must be >= 1, --torch_threads and the shapes >= 0")
   use_torch = not args.no_torch
   if use_torch:
     try:
@@ -346,7 +353,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   for cell in cells_:
     built = {"rnnbench": rnnbench_parts(configs[cell], batches)}
     if use_torch:
-      built["torch"], torch_notes = step_breakdown_torch.parts(configs[cell], batches)
+      built["torch"], torch_notes = step_breakdown_torch.parts(configs[cell], batches,
+                                                                args.torch_threads)
       notes += [n for n in torch_notes if n not in notes]
     for part in PARTS:  # each part's tools side by side in time
       for tool in tools:

@@ -37,12 +37,16 @@ def _adam(params, lr: float) -> tuple[torch.optim.Optimizer, str]:
                             foreach=True), "foreach"
 
 
-def parts(config, batches) -> tuple[dict[str, Callable[[], None]], list[str]]:
+def parts(config, batches, threads: int = 0
+          ) -> tuple[dict[str, Callable[[], None]], list[str]]:
   """``{part: call}`` for ``step_breakdown.PARTS`` but the recurrence alone, and notes.
 
   The parts run on ``batches[0]`` (the step cycles through ``batches``); cotangents are
-  fixed normal draws, the optimizer rows' gradients 1e-3 everywhere.
+  fixed normal draws, the optimizer rows' gradients 1e-3 everywhere. ``threads``:
+  ``torch.set_num_threads`` (0: PyTorch's default, one per core).
   """
+  if threads:
+    torch.set_num_threads(threads)
   m = config.model
   v, e = config.data.num_words, m.embed_dim
   torch.manual_seed(0)
