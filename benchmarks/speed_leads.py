@@ -219,13 +219,15 @@ def sparse_train_step(state, batch, metrics, loss_fn):
 # Measuring.
 
 
-def build(cell: str, lead: Lead, batches) -> tuple[dict[str, Callable[[], Any]], dict[str, float]]:
+def build(cell: str, lead: Lead, batches, config=None
+          ) -> tuple[dict[str, Callable[[], Any]], dict[str, float]]:
   """The measured functions of one cell and lead, and the train step's trace/compile seconds.
 
-  The step cycles through ``batches``; the other phases use the first.
+  The step cycles through ``batches``; the other phases use the first. ``config``: the
+  full config to build from (default ``make_config(cell, lead)``, the notebook's shapes).
   """
   jax.clear_caches()  # leads that differ only in what is traced must not share a trace
-  config = make_config(cell, lead)
+  config = make_config(cell, lead) if config is None else config
   loss_fn = optim.make_loss(config.train.loss)
   state = train.create_train_state(config, 20, jax.random.PRNGKey(0))
   batches = [tuple(jnp.asarray(a) for a in b) for b in batches]
