@@ -267,6 +267,50 @@ def markdown(rep: Mapping[str, Any]) -> str:
   return "\n".join(lines)
 
 
+def summary_table(rep: Mapping[str, Any]) -> str:
+  """One table of the whole comparison: test accuracy % per cell (rows) and task (columns),
+  mean ± the 95% interval's half-width over seeds, the best of each task in bold; then the
+  TF-IDF baseline on the model's tokens and each task's winner with its margin."""
+  tasks = list(rep["tasks"])
+  cells = list(dict.fromkeys(c for t in rep["tasks"].values() for c in t["cells"]))
+  lines = ["| test accuracy % | " + " | ".join(
+               f"{t} (T={rep['tasks'][t]['data']['maxlen']})" for t in tasks) + " |",
+           "|---|" + "--:|" * len(tasks)]
+  for cell in cells:
+    row = []
+    for task in tasks:
+      t = rep["tasks"][task]
+      c = t["cells"].get(cell)
+      if c is None:
+        row.append("-")
+        continue
+      a = c["test_accuracy"]
+      text = f"{100 * a['mean']:.1f}"
+      if a["n"] > 1:
+        text += f" ± {100 * (a['ci95_high'] - a['mean']):.1f}"
+      row.append(f"**{text}**" if t.get("winner", {}).get("cell") == cell else text)
+    lines.append(f"| {cell} | " + " | ".join(row) + " |")
+  lines.append("| TF-IDF + LinearSVC | " + " | ".join(
+      f"{100 * rep['tasks'][t]['baselines']['tfidf_svm']['test_accuracy']:.1f}"
+      for t in tasks) + " |")
+  margins = []
+  for task in tasks:
+    w = rep["tasks"][task].get("winner") or {}
+    m = w.get("margin", {})
+    if "ci95_low" in m:
+      margins.append(f"{w['cell']} by {100 * m['diff']:+.1f} over {w['runner_up']} "
+                     f"[{100 * m['ci95_low']:+.1f}, {100 * m['ci95_high']:+.1f}]")
+    else:
+      margins.append(w.get("cell", "-"))
+  lines.append("| winner, margin over the runner-up (Welch 95%) | " + " | ".join(margins) + " |")
+  seeds = ", ".join(map(str, rep["seeds"]))
+  lines += ["", f"{rep['size']} size, seeds {seeds}: mean ± half the 95% t-interval over the "
+            f"seeds; wall time {rep['wall_s'] / 60:.0f} min on "
+            f"{rep['environment'].get('cpu_model') or rep['environment']['cpu']} "
+            f"({rep['environment']['cpu_count']} CPUs). Command: `{rep['command']}`", ""]
+  return "\n".join(lines)
+
+
 def plot(rep: Mapping[str, Any], root: pathlib.Path) -> list[str]:
   """accuracy.png (per task: test accuracy ± 95% CI per cell, baselines as lines) and
   step_time.png (per task: train step time per cell); [] without matplotlib."""

@@ -137,6 +137,17 @@ def write_text(path: str | os.PathLike, text: str) -> None:
   os.replace(tmp, path)
 
 
+def replace_block(text: str, start: str, end: str, block: str, where: str = "the text") -> str:
+  """``text`` with what lies between the markers ``start`` and ``end`` replaced by ``block``
+  (a generated table in a README or doc); a clear error if a marker is missing."""
+  head, sep, rest = text.partition(start)
+  _, sep2, tail = rest.partition(end)
+  if not (sep and sep2):
+    raise ValueError(f"{where} has no {start} ... {end} block; add the two markers where the "
+                     "generated text goes")
+  return f"{head}{start}\n{block}{end}{tail}"
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
   """``obj`` as indented JSON at ``path``, atomically (``write_text``); makes the parent
   folder."""

@@ -18,6 +18,8 @@ import statistics
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from rnnbench import runinfo  # pylint: disable=wrong-import-position
 SWEEP = ROOT / "results" / "lstm_vs_gru.json"
 KERAS = ROOT / "results" / "notebook_keras.json"
 OUT = ROOT / "results" / "headline.md"
@@ -50,22 +52,16 @@ def table(sweep: dict, keras: list[dict]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def readme_with(text: str, block: str) -> str:
-  head, sep, rest = text.partition(START)
-  _, sep2, tail = rest.partition(END)
-  if not (sep and sep2):
-    raise SystemExit(f"error: {README} has no {START} ... {END} block; add the two markers "
-                     "where the headline table goes")
-  return f"{head}{START}\n{block}{END}{tail}"
-
-
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
   args = parser.parse_args(argv)
   block = table(json.loads(SWEEP.read_text()), json.loads(KERAS.read_text()))
   readme = README.read_text()
-  new_readme = readme_with(readme, block)
+  try:
+    new_readme = runinfo.replace_block(readme, START, END, block, where=str(README))
+  except ValueError as e:
+    raise SystemExit(f"error: {e}") from None
   if args.check:
     stale = [p.name for p, new in ((OUT, block), (README, new_readme))
              if not p.exists() or p.read_text() != new]
