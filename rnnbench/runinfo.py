@@ -148,6 +148,23 @@ def replace_block(text: str, start: str, end: str, block: str, where: str = "the
   return f"{head}{start}\n{block}{end}{tail}"
 
 
+def write_generated(outputs: Sequence[tuple[str | os.PathLike, str]], check: bool,
+                    command: str) -> int:
+  """Writes each ``(path, text)``; with ``check``, only says (on stderr) which files differ
+  from their text and returns 1, so a stale generated file is caught (e.g. by a test). 0 when
+  written or current."""
+  if check:
+    stale = [pathlib.Path(p).name for p, text in outputs
+             if not pathlib.Path(p).exists() or pathlib.Path(p).read_text() != text]
+    if stale:
+      print(f"stale: {', '.join(stale)}; run {command}", file=sys.stderr)
+      return 1
+    return 0
+  for p, text in outputs:
+    write_text(p, text)
+  return 0
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
   """``obj`` as indented JSON at ``path``, atomically (``write_text``); makes the parent
   folder."""

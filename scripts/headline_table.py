@@ -62,16 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     new_readme = runinfo.replace_block(readme, START, END, block, where=str(README))
   except ValueError as e:
     raise SystemExit(f"error: {e}") from None
-  if args.check:
-    stale = [p.name for p, new in ((OUT, block), (README, new_readme))
-             if not p.exists() or p.read_text() != new]
-    if stale:
-      print(f"stale: {', '.join(stale)}; run python scripts/headline_table.py", file=sys.stderr)
-      return 1
-    return 0
-  OUT.write_text(block)
-  README.write_text(new_readme)
-  return 0
+  return runinfo.write_generated([(OUT, block), (README, new_readme)], args.check,
+                                 "python scripts/headline_table.py")
 
 
 if __name__ == "__main__":

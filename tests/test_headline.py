@@ -6,9 +6,8 @@ import pathlib
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _script():
-  spec = importlib.util.spec_from_file_location("headline_table",
-                                                ROOT / "scripts" / "headline_table.py")
+def _script(name: str = "headline_table"):
+  spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -31,23 +30,15 @@ def test_a_changed_figure_is_caught(tmp_path, monkeypatch, capsys):
   assert script.main(["--check"]) == 0
 
 
-def _compare_script():
-  spec = importlib.util.spec_from_file_location("compare_table",
-                                                ROOT / "scripts" / "compare_table.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def test_readme_comparison_is_written_from_the_committed_report():
-  assert _compare_script().main(["--check"]) == 0, "run: python scripts/compare_table.py"
+  assert _script("compare_table").main(["--check"]) == 0, "run: python scripts/compare_table.py"
 
 
 def test_comparison_table_rows_and_winners(tmp_path, monkeypatch, capsys):
   """The table from a report: a row per cell, the TF-IDF row, each task's winner in bold and
   its Welch margin; a README that says otherwise is stale."""
   import json  # pylint: disable=g-import-not-at-top
-  script = _compare_script()
+  script = _script("compare_table")
   report = json.loads((ROOT / "results" / "compare_quick" / "report.json").read_text())
   paths = {name: tmp_path / name for name in ("report.json", "summary.md", "README.md")}
   paths["report.json"].write_text(json.dumps(report))
