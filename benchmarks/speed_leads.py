@@ -12,9 +12,11 @@ Keras 3 (JAX backend) ``model.fit`` on the same batches, per step, as a referenc
 
 A shared machine is noisy, so every measured function runs ``--steps`` times per round, all
 of them in turn, for ``--rounds`` rounds; the table shows the medians (ms) and the ratio to
-the first lead of the same cell and phase::
+the first lead of the same cell and phase. ``--markdown`` writes the page (the ratio with its
+range from the quartiles as the headline, the ms, the machine, the command); ``--from_json``
+renders it from a saved JSON without measuring::
 
-    python benchmarks/speed_leads.py --json /tmp/speed_leads.json
+    python benchmarks/speed_leads.py --json /tmp/speed_leads.json --markdown /tmp/leads.md
     python benchmarks/speed_leads.py --cells gru --leads baseline,fused --rounds 30 --keras
 
 Leads (``--leads``; the first is the reference of the ratios):
@@ -37,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import datetime
 import functools
 import itertools
 import json
@@ -58,6 +61,7 @@ from rnnbench.configs import default  # pylint: disable=wrong-import-position
 from rnnbench import activations  # pylint: disable=wrong-import-position
 from rnnbench import optim  # pylint: disable=wrong-import-position
 from rnnbench import input_pipeline  # pylint: disable=wrong-import-position
+from rnnbench import runinfo  # pylint: disable=wrong-import-position
 from rnnbench import train  # pylint: disable=wrong-import-position
 
 PHASES = ("fwd", "fwd_bwd", "opt", "step")
@@ -311,6 +315,54 @@ def interleaved(fns: dict[Any, Callable[[], Any]], rounds: int, steps: int,
   return out
 
 
+def ratio_range(r: dict[str, float], base: dict[str, float]) -> tuple[float, float]:
+  """The lowest and highest ratio the two interquartile spans allow: (q1 / base q3,
+  q3 / base q1)."""
+  return r["q1_ms"] / base["q3_ms"], r["q3_ms"] / base["q1_ms"]
+
+
+def markdown(report: dict[str, Any]) -> str:
+  """The JSON report as a page: per cell, every lead's ratios to the first lead, the ms."""
+  ref = report["ratio_to"]
+  lines = ["# Speed leads against the baseline, one process, interleaved (CPU)", "",
+           f"The notebook's shapes on {report['data']} batches; every function "
+           f"{report['steps_per_round']} calls per round in turn, {report['rounds']} rounds. "
+           f"ratio = lead / `{ref}` of the same cell and phase, of the medians (below 1: "
+           "faster than it); its range is the lowest and highest the two interquartile "
+           "spans allow (q1 / the reference's q3, q3 / its q1). ms: median [q1, q3] per "
+           "step. Phases: `fwd` (the training forward), `fwd_bwd` (`value_and_grad`), `opt` "
+           "(the optimizer on fixed gradients), `step` (the whole `train.train_step`).", ""]
+  cells = list(dict.fromkeys(r["cell"] for r in report["results"]))
+  for cell in cells:
+    rows = [r for r in report["results"] if r["cell"] == cell]
+    base = next((r for r in rows if r["lead"] == ref), {})
+    phases = [p for p in PHASES if any(p in r for r in rows)]
+    lines += [f"## {cell}", "",
+              "| lead | step ratio [range] | step ms | "
+              + " | ".join(f"{p} ratio" for p in phases if p != "step")
+              + " | trace + compile s |",
+              "|---|--:|--:|" + "--:|" * len([p for p in phases if p != "step"]) + "--:|"]
+    for r in rows:
+      step, b = r.get("step"), base.get("step")
+      if step and b:
+        lo, hi = ratio_range(step, b)
+        head = (f"**{step['ratio']:.2f}** [{lo:.2f}, {hi:.2f}] | {step['median_ms']:.2f} "
+                f"[{step['q1_ms']:.2f}, {step['q3_ms']:.2f}]")
+      else:
+        head = "- | -"
+      cols = [f"{r[p]['ratio']:.2f}" if r.get(p) and r[p].get("ratio") is not None else "-"
+              for p in phases if p != "step"]
+      compile_s = (f"{r['step_trace_s']:.2f} + {r['step_compile_s']:.2f}"
+                   if "step_trace_s" in r else "-")
+      lines.append(f"| {r['lead']} | {head} | " + " | ".join(cols) + f" | {compile_s} |")
+    lines.append("")
+  env = report["environment"]
+  lines += runinfo.machine_markdown(env, load=env.get("loadavg"),
+                                    command=report.get("command"),
+                                    created=report.get("created_utc"))
+  return "\n".join(lines)
+
+
 def main(argv=None) -> dict[str, Any]:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
   parser.add_argument("--cells", default="lstm,gru")
@@ -322,7 +374,17 @@ def main(argv=None) -> dict[str, Any]:
                       help="real: 20news batches ($RNNBENCH_20NEWS_ARCHIVE or ../shared/data)")
   parser.add_argument("--keras", action="store_true", help="add Keras 3 (JAX) model.fit")
   parser.add_argument("--json", default="")
+  parser.add_argument("--markdown", default="", help="write the results page here")
+  parser.add_argument("--from_json", default="",
+                      help="render --markdown from this saved JSON; measures nothing")
   args = parser.parse_args(argv)
+  if args.from_json:
+    if not args.markdown:
+      parser.error("--from_json needs --markdown PATH (where to write the page)")
+    report = json.loads(pathlib.Path(args.from_json).read_text())
+    runinfo.write_text(args.markdown, markdown(report))
+    print(f"wrote {args.markdown}")
+    return report
   cells = args.cells.split(",")
   leads = [LEADS[name] for name in args.leads.split(",")]
   phases = args.phases.split(",")
@@ -367,13 +429,19 @@ def main(argv=None) -> dict[str, Any]:
             + (f"  {timing['trace_s']:.2f}+{timing['compile_s']:.2f}" if timing else ""))
   report = {"rounds": args.rounds, "steps_per_round": args.steps, "ratio_to": leads[0].name,
             "data": args.data,
-            "environment": {"jax": jax.__version__, "backend": jax.default_backend(),
+            "command": " ".join(["python benchmarks/speed_leads.py",
+                                 *(sys.argv[1:] if argv is None else argv)]),
+            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"),
+            "environment": {**runinfo.jax_environment(), "jax": jax.__version__, "backend": jax.default_backend(),
                             "python": platform.python_version(), "cpu_count": os.cpu_count(),
                             "cpu": platform.processor() or platform.machine(),
                             "loadavg": os.getloadavg()},
             "results": rows}
-  if args.json:
-    pathlib.Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+  for path, text in ((args.json, lambda: json.dumps(report, indent=2) + "\n"),
+                     (args.markdown, lambda: markdown(report))):
+    if path:
+      runinfo.write_text(path, text())
   return report
 
 

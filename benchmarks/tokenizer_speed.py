@@ -5,15 +5,22 @@ Times, in one process and alternating which goes first, the notebook's preproces
 ``pad_sequences(seqs, maxlen)``; checks that both give identical outputs; prints the median
 wall-clock and CPU time of each stage over the repeats and the speed-ups (CPU time is the
 steadier on a shared machine), and the speed-up of the best total of each (the run least
-disturbed by other processes), and writes them all as JSON with --json.
+disturbed by other processes), and writes them all as JSON with --json and as a page with
+--markdown (the speed-up of the totals with its range over the repeats as the headline, the
+seconds, the machine and the command); --from_json renders the page of a saved JSON without
+measuring::
 
   python benchmarks/tokenizer_speed.py [--archive 20news-bydate.tar.gz] [--json out.json]
+  python benchmarks/tokenizer_speed.py --json results/tokenizer_speed.json \\
+      --markdown results/tokenizer_speed.md
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import gc
+import importlib.metadata
 import json
 import os
 import pathlib
@@ -28,6 +35,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rnnbench import data  # pylint: disable=g-import-not-at-top,wrong-import-position
+from rnnbench import runinfo  # pylint: disable=g-import-not-at-top,wrong-import-position
 from rnnbench import tokenizer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 STAGES = ("fit", "sequences", "pad", "total")
@@ -60,6 +68,55 @@ def run_once(tokenizer_cls, pad_fn, texts, num_words, maxlen):
   return times, (tok, seqs, x)
 
 
+def repeat_speedups(result: dict, clock: str) -> list[float]:
+  """keras_preprocessing's total over rnnbench's, per repeat (each repeat ran both)."""
+  totals = result["all_s"][clock]
+  return [k / r for k, r in zip(totals["keras_preprocessing"]["total"],
+                                totals["rnnbench"]["total"])]
+
+
+def markdown(result: dict) -> str:
+  """The JSON report as a page: speed-ups with their range over repeats, seconds, machine."""
+  lines = ["# rnnbench.tokenizer against keras_preprocessing (CPU)", "",
+           f"`Tokenizer(num_words={result['num_words']}).fit_on_texts`, `texts_to_sequences` "
+           f"and `pad_sequences(maxlen={result['maxlen']})` on the {result['documents']} "
+           f"{result['subset']} documents, both in one process, alternating which goes first, "
+           f"{result['repeats']} repeats; outputs checked identical. speed-up = "
+           "keras_preprocessing / rnnbench (above 1: rnnbench is faster), median "
+           "[lowest, highest] of the repeats' own speed-ups; seconds: medians. CPU time "
+           "(`time.process_time`) is the steadier on a shared machine.", "",
+           "| clock | speed-up, total | keras_preprocessing s | rnnbench s |",
+           "|---|--:|--:|--:|"]
+  for clock in CLOCKS:
+    ups = repeat_speedups(result, clock)
+    med = result["median_s"][clock]
+    lines.append(f"| {clock} | **{statistics.median(ups):.2f}** [{min(ups):.2f}, "
+                 f"{max(ups):.2f}] | {med['keras_preprocessing']['total']:.3f} | "
+                 f"{med['rnnbench']['total']:.3f} |")
+  lines += ["", "Per stage (medians; speed-up of the medians):", "",
+            "| stage | clock | speed-up | keras_preprocessing s | rnnbench s |",
+            "|---|---|--:|--:|--:|"]
+  for stage in STAGES[:-1]:
+    for clock in CLOCKS:
+      med = result["median_s"][clock]
+      lines.append(f"| {stage} | {clock} | {result['speedup'][clock][stage]:.2f} | "
+                   f"{med['keras_preprocessing'][stage]:.3f} | {med['rnnbench'][stage]:.3f} |")
+  env = result.get("environment") or {"python": result.get("python"),
+                                      "numpy": result.get("numpy"),
+                                      "cpu": result.get("machine"), "cpus": result.get("cpus")}
+  lines += ["", *runinfo.machine_markdown(env, load=result.get("load_average"),
+                                          command=result.get("command"),
+                                          created=result.get("created_utc"))]
+  return "\n".join(lines)
+
+
+def _keras_preprocessing_version() -> str | None:
+  try:
+    return importlib.metadata.version("keras_preprocessing")
+  except importlib.metadata.PackageNotFoundError:
+    return None
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--archive", default=_default_archive(),
@@ -71,7 +128,17 @@ def main() -> None:
   parser.add_argument("--maxlen", type=int, default=100)
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--json", dest="json_path", default=None, help="write the results here")
+  parser.add_argument("--markdown", default=None, help="write the results page here")
+  parser.add_argument("--from_json", default=None,
+                      help="render --markdown from this saved JSON; measures nothing")
   args = parser.parse_args()
+  if args.from_json:
+    if not args.markdown:
+      parser.error("--from_json needs --markdown PATH (where to write the page)")
+    runinfo.write_text(args.markdown, markdown(json.loads(pathlib.Path(args.from_json)
+                                                          .read_text())))
+    print(f"wrote {args.markdown}")
+    return
 
   from keras_preprocessing import sequence as keras_sequence  # pylint: disable=g-import-not-at-top
   from keras_preprocessing import text as keras_text  # pylint: disable=g-import-not-at-top
@@ -137,7 +204,7 @@ def main() -> None:
         f"({best['cpu']['keras_preprocessing']:.3f}s vs {best['cpu']['rnnbench']:.3f}s cpu)")
   print("outputs identical: yes")
 
-  if args.json_path:
+  if args.json_path or args.markdown:
     result = {
         "documents": len(texts), "subset": args.subset, "num_words": args.num_words,
         "maxlen": args.maxlen, "repeats": args.repeats, "median_s": medians,
@@ -146,9 +213,16 @@ def main() -> None:
         "rnnbench_sequences_other_texts_cpu_s": statistics.median(fresh),
         "load_average": load, "python": platform.python_version(), "numpy": np.__version__,
         "machine": platform.machine(), "cpus": os.cpu_count(),
+        "command": " ".join(["python benchmarks/tokenizer_speed.py", *sys.argv[1:]]),
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"),
+        "environment": runinfo.environment(keras_preprocessing=_keras_preprocessing_version()),
     }
-    pathlib.Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.json_path}")
+    for path, text in ((args.json_path, lambda: json.dumps(result, indent=2) + "\n"),
+                       (args.markdown, lambda: markdown(result))):
+      if path:
+        runinfo.write_text(path, text())
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -171,3 +171,33 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+VERSION_KEYS = ("jax", "jaxlib", "flax", "optax", "torch", "keras", "tensorflow",
+                "keras_preprocessing", "numpy")
+
+
+def machine_markdown(env: dict[str, Any], *, load: Any = None, command: str | None = None,
+                     created: str | None = None) -> list[str]:
+  """A results page's "Machine and command" section, as Markdown lines.
+
+  ``env``: ``environment()``'s dict (or an older, smaller one: what it lacks reads "not
+  recorded"); ``load``: the load averages (any JSON value); ``command``: the exact command
+  line that wrote the page's JSON.
+  """
+  missing = "not recorded"
+  versions = {**env.get("versions", {}), **{k: env[k] for k in VERSION_KEYS if env.get(k)}}
+  git = env.get("git") or {}
+  commit = (git.get("commit") or missing)[:12]
+  cpu = env.get("cpu_model") or env.get("cpu") or missing
+  cores = env.get("cpu_count") or env.get("cpus")
+  lines = ["## Machine and command", "",
+           f"- CPU: {cpu}, {f'{cores} cores' if cores else f'cores {missing}'}; "
+           f"Python {env.get('python') or missing}",
+           f"- Load average: {missing if load is None else load}",
+           f"- Versions: {', '.join(f'{k} {v}' for k, v in versions.items()) or missing}",
+           f"- git {commit}{' (uncommitted changes)' if git.get('dirty') else ''}"
+           + (f", run {created}" if created else ""), "",
+           "```sh", command or f"# command {missing} in the JSON; see docs/results.md", "```",
+           ""]
+  return lines
