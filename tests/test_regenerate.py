@@ -117,3 +117,18 @@ def test_run_stops_at_the_first_failure(regen, tmp_path, capsys):
   assert len(err) == 1 and err[0].startswith("error: step bad failed (exit 3)")
   assert not marker.exists()
   assert regen.run(steps[:1]) == 0
+
+
+def test_docs_results_lists_every_output_and_its_command(regen):
+  """docs/results.md names every file a step writes, on a row that names its script."""
+  rows = [l for l in (ROOT / "docs" / "results.md").read_text().splitlines()
+          if l.startswith("| `")]
+  for step in regen.STEPS:
+    script = step.args[1] if step.args[0] == "-m" else step.args[0]
+    for out in step.outputs:
+      if out == "README.md":
+        continue
+      stem = pathlib.Path(out).stem
+      mine = [r for r in rows if r.split("|")[1].strip().startswith(f"`{stem}.")]
+      assert mine, f"docs/results.md has no row for {out}"
+      assert any(script in r for r in mine), f"{out}: its row does not name {script}"
