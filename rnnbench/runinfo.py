@@ -177,14 +177,14 @@ VERSION_KEYS = ("jax", "jaxlib", "flax", "optax", "torch", "keras", "tensorflow"
                 "keras_preprocessing", "numpy")
 
 
-def _load_text(load: Any) -> str:
-  """Load averages as text, two decimals: a number (the 1-minute one), the 1, 5 and 15
-  minute ones, or ``{start, end}`` of those."""
+def load_text(load: Any) -> str:
+  """Load averages as text, two decimals: a number, a list (1, 5, 15 min) or ``{start, end}``
+  of those."""
   if isinstance(load, dict):
-    return ", ".join(f"{k} {_load_text(v)}" for k, v in load.items())
+    return ", ".join(f"{k} {load_text(v)}" for k, v in load.items())
   if isinstance(load, (list, tuple)):
-    return "(1, 5, 15 min) [" + ", ".join(f"{x:.2f}" for x in load) + "]"
-  return f"(1 min) {load:.2f}" if isinstance(load, (int, float)) else str(load)
+    return "[" + ", ".join(load_text(x) for x in load) + "]"
+  return f"{load:.2f}" if isinstance(load, (int, float)) else str(load)
 
 
 def machine_markdown(env: dict[str, Any], *, load: Any = None, command: str | None = None,
@@ -204,7 +204,8 @@ def machine_markdown(env: dict[str, Any], *, load: Any = None, command: str | No
   lines = ["## Machine and command", "",
            f"- CPU: {cpu}, {f'{cores} cores' if cores else f'cores {missing}'}; "
            f"Python {env.get('python') or missing}",
-           f"- Load average: {missing if load is None else _load_text(load)}",
+           f"- Load average (1, 5, 15 min; one value: 1 min): "
+           f"{missing if load is None else load_text(load)}",
            f"- Versions: {', '.join(f'{k} {v}' for k, v in versions.items()) or missing}",
            f"- git {commit}{' (uncommitted changes)' if git.get('dirty') else ''}"
            + (f", run {created}" if created else ""), "",

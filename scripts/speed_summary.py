@@ -24,6 +24,8 @@ import sys
 from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from rnnbench import runinfo  # pylint: disable=wrong-import-position  # numpy, no JAX
 RESULTS = ROOT / "results"
 SIDE_BY_SIDE = RESULTS / "side_by_side_cpu.json"
 WHOLE_RUN = RESULTS / "whole_run_cpu.json"
@@ -64,7 +66,7 @@ def _span(values: list[float]) -> str:
 def _machine(env: dict[str, Any], load_avg: Any) -> str:
   git = (env.get("git") or {}).get("commit") or "?"
   return (f"{env.get('cpu_model') or env.get('cpu')}, {env.get('cpu_count')} cores, "
-          f"load average {load_avg}, git {git[:12]}")
+          f"load average {runinfo.load_text(load_avg)}, git {git[:12]}")
 
 
 def side_by_side_rows(report: dict[str, Any]) -> list[str]:

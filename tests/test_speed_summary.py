@@ -78,7 +78,8 @@ def test_block_has_the_ratios_per_round_with_their_range_and_the_machine(fake):
   assert "| whole `run.py`, GRU, warm |" in block
   # tokenizer: 1/4, 1/5, 2/4 -> median 0.25 [0.20, 0.50]
   assert "**0.25** [0.20, 0.50] (3 repeats) | 1.00 s | 4.00 s |" in block
-  assert "Fake CPU, 2 cores" in block and "git aaaaaaaaaaaa" in block
+  assert "- train step: Fake CPU, 2 cores, load average start [1.00], end [1.00], git " \
+         "aaaaaaaaaaaa, 2026-01-01T00:00:00" in block
   assert "](results/side_by_side_cpu.md)" in block
   page = fake.OUT.read_text()
   assert "](side_by_side_cpu.md)" in page and "](results/" not in page
