@@ -433,7 +433,8 @@ def main(argv=None) -> dict[str, Any]:
                                  *(sys.argv[1:] if argv is None else argv)]),
             "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds"),
-            "environment": {**runinfo.jax_environment(), "jax": jax.__version__, "backend": jax.default_backend(),
+            "environment": {**runinfo.jax_environment(), "jax": jax.__version__,
+                            "backend": jax.default_backend(),
                             "python": platform.python_version(), "cpu_count": os.cpu_count(),
                             "cpu": platform.processor() or platform.machine(),
                             "loadavg": os.getloadavg()},
