@@ -130,33 +130,18 @@ def block(side: dict[str, Any], whole: dict[str, Any], tok: dict[str, Any]) -> s
   return "\n".join(lines) + "\n"
 
 
-def readme_with(text: str, new: str) -> str:
-  head, sep, rest = text.partition(START)
-  _, sep2, tail = rest.partition(END)
-  if not (sep and sep2):
-    raise SystemExit(f"error: {README} has no {START} ... {END} block; add the two markers "
-                     "where the speed summary goes")
-  return f"{head}{START}\n{new}{END}{tail}"
-
-
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
   args = parser.parse_args(argv)
   new = block(load(SIDE_BY_SIDE), load(WHOLE_RUN), load(TOKENIZER))
-  new_readme = readme_with(README.read_text(), new)
+  try:
+    new_readme = runinfo.replace_block(README.read_text(), START, END, new, where=str(README))
+  except ValueError as e:
+    raise SystemExit(f"error: {e}") from None
   page = "# Speed summary (CPU)\n\n" + new.replace("](results/", "](")  # links from results/
-  if args.check:
-    stale = [p.name for p, text in ((OUT, page), (README, new_readme))
-             if not p.exists() or p.read_text() != text]
-    if stale:
-      print(f"stale: {', '.join(stale)}; run python scripts/speed_summary.py", file=sys.stderr)
-      return 1
-    return 0
-  OUT.write_text(page)
-  README.write_text(new_readme)
-  print(f"wrote {OUT} and the block of {README}")
-  return 0
+  return runinfo.write_generated([(OUT, page), (README, new_readme)], args.check,
+                                 "python scripts/speed_summary.py")
 
 
 if __name__ == "__main__":

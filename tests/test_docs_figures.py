@@ -9,9 +9,10 @@ import re
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-# blocks a script writes (scripts/headline_table.py, scripts/speed_summary.py)
+# blocks a script writes (scripts/headline_table.py, speed_summary.py, compare_table.py)
 GENERATED = (("<!-- headline:start -->", "<!-- headline:end -->"),
-             ("<!-- speed:start -->", "<!-- speed:end -->"))
+             ("<!-- speed:start -->", "<!-- speed:end -->"),
+             ("<!-- compare:start -->", "<!-- compare:end -->"))
 _NUM = r"(?<![\w.])\d+(?:[.,]\d+)?"
 FIGURE = re.compile(
     rf"{_NUM}\s?(?:ms|µs|us|ns|s|secs?|seconds?|min|minutes?)\b"  # a time

@@ -22,6 +22,7 @@ NOT_SPEED = {
     "results/mingru_study.md": "accuracy study: python scripts/mingru_study.py",
     "results/compare_quick/report.md": "python -m rnnbench.compare --quick (its report)",
     "results/compare_cpu/report.md": "python -m rnnbench.compare --root=runs/compare_cpu",
+    "results/compare_cpu/summary.md": "python scripts/compare_table.py, from the report above",
 }
 
 
