@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # rnnbench, uninstalled
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import side_by_side  # pylint: disable=wrong-import-position
 import speed_leads  # pylint: disable=wrong-import-position
