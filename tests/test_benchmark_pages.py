@@ -124,3 +124,50 @@ def test_parallel_scan_tiny_run_writes_json_and_page_and_renders_old_json(tmp_pa
   page = parallel_scan.markdown(old)
   assert f"| mingru | 4 | **{speedup:.2f}** - |" in page
   assert "command not recorded in the JSON" in page
+
+
+def test_xla_threads_tiny_run_measures_both_functions_and_writes_its_page(tmp_path):
+  import xla_threads  # pylint: disable=g-import-not-at-top
+  out_json, out_md = tmp_path / "x.json", tmp_path / "x.md"
+  rep = xla_threads.main(["--rounds=2", "--calls=2", "--rows=64", "--cols=8",
+                          f"--json={out_json}", f"--markdown={out_md}"])
+  saved = json.loads(out_json.read_text())
+  assert saved["shape"] == [64, 8] and set(saved["results"]) == {"adam", "sines"}
+  for r in rep["results"].values():
+    assert len(r["wall_ms"]) == len(r["cpu_ms"]) == 2 and min(r["wall_ms"]) > 0
+    c = r["cpu_over_wall"]
+    assert c["min"] <= c["median"] <= c["max"]
+  page = out_md.read_text()
+  assert "| adam | **" in page and "| sines | **" in page
+  assert "python benchmarks/xla_threads.py --rounds=2" in page and "## Machine and command" in page
+  # The Adam it times is Keras' update (bias correction aside), to the last bit of XLA's.
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  p, m, v, g = (rng.standard_normal((4, 3)).astype(np.float32) for _ in range(4))
+  v = np.abs(v)
+  got = [np.asarray(a) for a in xla_threads.keras_adam(p, m, v, g)]
+  m2 = 0.9 * m + 0.1 * g
+  v2 = 0.999 * v + 0.001 * g * g
+  np.testing.assert_allclose(got[1], m2, rtol=1e-6)
+  np.testing.assert_allclose(got[2], v2, rtol=1e-6)
+  np.testing.assert_allclose(got[0], p - 1e-3 * m2 / (np.sqrt(v2) + 1e-7), rtol=1e-6)
+
+
+def test_tokenizer_page_sets_the_floor_beside_the_total():
+  report = {**_tokenizer_report(), "floor_s": {"text_pass": 0.25, "keras_dicts": 0.125,
+                                               "sequence_lists": 0.125}}
+  page = tokenizer_speed.markdown(report)
+  assert "| text_pass | lower-case and UTF-8-encode" in page and "| 0.250 |" in page
+  assert "| all | of rnnbench's total 1.000 s | 0.500 |" in page
+  assert "would be at most 8.00; rnnbench's remaining time above it is 0.500 s" in page
+
+
+def test_tokenizer_floor_parts_make_what_they_say(tmp_path):
+  from rnnbench import tokenizer  # pylint: disable=g-import-not-at-top
+  tok = tokenizer.Tokenizer(num_words=10)
+  texts = ["The cat sat.", "the dog, the cat"]
+  tok.fit_on_texts(texts)
+  seqs = tok.texts_to_sequences(texts)
+  got = tokenizer_speed.floor_times(texts, tok, seqs, repeats=2)
+  assert set(got) == set(tokenizer_speed.FLOOR_PARTS)
+  assert all(len(v) == 2 and min(v) >= 0 for v in got.values())
