@@ -83,12 +83,7 @@ def main() -> None:
   parser.add_argument("--from_json", default="",
                       help="render --markdown from this saved JSON; measures nothing")
   args = parser.parse_args()
-  if args.from_json:
-    if not args.markdown:
-      parser.error("--from_json needs --markdown PATH (where to write the page)")
-    runinfo.write_text(args.markdown, markdown(json.loads(pathlib.Path(args.from_json)
-                                                          .read_text())))
-    print(f"wrote {args.markdown}")
+  if runinfo.render_saved(parser, args.from_json, args.markdown, markdown) is not None:
     return
   load_start = [round(x, 2) for x in os.getloadavg()]
 

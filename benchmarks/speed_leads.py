@@ -378,13 +378,9 @@ def main(argv=None) -> dict[str, Any]:
   parser.add_argument("--from_json", default="",
                       help="render --markdown from this saved JSON; measures nothing")
   args = parser.parse_args(argv)
-  if args.from_json:
-    if not args.markdown:
-      parser.error("--from_json needs --markdown PATH (where to write the page)")
-    report = json.loads(pathlib.Path(args.from_json).read_text())
-    runinfo.write_text(args.markdown, markdown(report))
-    print(f"wrote {args.markdown}")
-    return report
+  saved = runinfo.render_saved(parser, args.from_json, args.markdown, markdown)
+  if saved is not None:
+    return saved
   cells = args.cells.split(",")
   leads = [LEADS[name] for name in args.leads.split(",")]
   phases = args.phases.split(",")

@@ -165,6 +165,21 @@ def write_generated(outputs: Sequence[tuple[str | os.PathLike, str]], check: boo
   return 0
 
 
+def render_saved(parser: Any, from_json: str | None, markdown_path: str | None,
+                 markdown: Any) -> dict[str, Any] | None:
+  """A benchmark's ``--from_json``: its page (``markdown(report)``) of a saved JSON report,
+  written to ``markdown_path``, measuring nothing; the report, or None without
+  ``from_json``. A missing ``--markdown`` is ``parser``'s one-line error."""
+  if not from_json:
+    return None
+  if not markdown_path:
+    parser.error("--from_json needs --markdown PATH (where to write the page)")
+  report = json.loads(pathlib.Path(from_json).read_text())
+  write_text(markdown_path, markdown(report))
+  print(f"wrote {markdown_path}")
+  return report
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
   """``obj`` as indented JSON at ``path``, atomically (``write_text``); makes the parent
   folder."""
