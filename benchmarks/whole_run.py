@@ -72,6 +72,8 @@ def set_up(archive: str, tmp: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]
   home.mkdir()
   cache = {subset: sklearn.datasets.load_files(unpacked / f"20news-bydate-{subset}",
                                                encoding="latin1") for subset in ("train", "test")}
+  # scikit-learn's own cache format (a zlib-compressed pickle), which the notebook's fetcher
+  # reads; written here from the archive, never read by rnnbench.
   with open(_base._pkl_filepath(home, _twenty_newsgroups.CACHE_NAME), "wb") as f:
     f.write(codecs.encode(pickle.dumps(cache), "zlib_codec"))
   return newsgroups.cache_root(base), home

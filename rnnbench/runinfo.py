@@ -165,6 +165,18 @@ def write_generated(outputs: Sequence[tuple[str | os.PathLike, str]], check: boo
   return 0
 
 
+def write_readme_block(readme: str | os.PathLike, start: str, end: str, block: str,
+                       outputs: Sequence[tuple[str | os.PathLike, str]], check: bool,
+                       command: str) -> int:
+  """A generated README block (``replace_block``) and its other ``outputs``, written or, with
+  ``check``, checked (``write_generated``); a missing marker is a one-line exit."""
+  try:
+    new = replace_block(pathlib.Path(readme).read_text(), start, end, block, where=str(readme))
+  except ValueError as e:
+    raise SystemExit(f"error: {e}") from None
+  return write_generated([*outputs, (readme, new)], check, command)
+
+
 def render_saved(parser: Any, from_json: str | None, markdown_path: str | None,
                  markdown: Any) -> dict[str, Any] | None:
   """A benchmark's ``--from_json``: its page (``markdown(report)``) of a saved JSON report,

@@ -35,12 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     raise SystemExit(f"error: {REPORT} is missing; run python -m rnnbench.compare "
                      "--root=runs/compare_cpu and copy its report.json, report.md and plots there")
   block = compare.summary_table(json.loads(REPORT.read_text()))
-  try:
-    new_readme = runinfo.replace_block(README.read_text(), START, END, block, where=str(README))
-  except ValueError as e:
-    raise SystemExit(f"error: {e}") from None
-  return runinfo.write_generated([(OUT, block), (README, new_readme)], args.check,
-                                 "python scripts/compare_table.py")
+  return runinfo.write_readme_block(README, START, END, block, [(OUT, block)], args.check,
+                                    "python scripts/compare_table.py")
 
 
 if __name__ == "__main__":

@@ -57,13 +57,8 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
   args = parser.parse_args(argv)
   block = table(json.loads(SWEEP.read_text()), json.loads(KERAS.read_text()))
-  readme = README.read_text()
-  try:
-    new_readme = runinfo.replace_block(readme, START, END, block, where=str(README))
-  except ValueError as e:
-    raise SystemExit(f"error: {e}") from None
-  return runinfo.write_generated([(OUT, block), (README, new_readme)], args.check,
-                                 "python scripts/headline_table.py")
+  return runinfo.write_readme_block(README, START, END, block, [(OUT, block)], args.check,
+                                    "python scripts/headline_table.py")
 
 
 if __name__ == "__main__":

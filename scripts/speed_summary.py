@@ -135,13 +135,9 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
   args = parser.parse_args(argv)
   new = block(load(SIDE_BY_SIDE), load(WHOLE_RUN), load(TOKENIZER))
-  try:
-    new_readme = runinfo.replace_block(README.read_text(), START, END, new, where=str(README))
-  except ValueError as e:
-    raise SystemExit(f"error: {e}") from None
   page = "# Speed summary (CPU)\n\n" + new.replace("](results/", "](")  # links from results/
-  return runinfo.write_generated([(OUT, page), (README, new_readme)], args.check,
-                                 "python scripts/speed_summary.py")
+  return runinfo.write_readme_block(README, START, END, new, [(OUT, page)], args.check,
+                                    "python scripts/speed_summary.py")
 
 
 if __name__ == "__main__":
