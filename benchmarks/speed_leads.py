@@ -87,8 +87,9 @@ LEADS = {lead.name: lead for lead in [
     Lead("fused_1thread_eigen", {"impl": "fused", "unroll": 1},
          {"xla_cpu_multi_thread_eigen": False}),
     Lead("sparse_embedding_adam", {"impl": "fused", "unroll": 1}, sparse_embedding_adam=True),
+    Lead("cpu_kernels", {"impl": "cpu", "unroll": 1}),  # rnnbench.cpu_rnn (C++, XLA FFI)
 ]}
-DEFAULT_LEADS = "baseline,hard_sigmoid_jvp,fused,fused_unroll2,sparse_embedding_adam"
+DEFAULT_LEADS = "baseline,hard_sigmoid_jvp,fused,fused_unroll2,sparse_embedding_adam,cpu_kernels"
 
 
 def _clip_hard_sigmoid(x):

@@ -1,7 +1,8 @@
 """Where the train step's time goes: each part of the LSTM/GRU step timed on its own.
 
 At the notebook's shapes (batch 32, 100 steps, embedding 20000 x 128, 50 units, Dense 50,
-20 classes, Keras Adam, Keras 2 hard sigmoid, ``impl="fused"``), each part is its own
+20 classes, Keras Adam, Keras 2 hard sigmoid, ``--impl``: default "auto", what ``run.py``
+runs: the C++ kernels of ``rnnbench.cpu_rnn`` on a CPU host), each part is its own
 AOT-compiled jitted function on fixed inputs (the values the previous part computes on
 the first batch; fixed random cotangents):
 
@@ -9,7 +10,8 @@ the first batch; fixed random cotangents):
    (zero fill + scatter-add), as autodiff of the gather gives it;
 2. input projection: ``x W`` for every step, (T B, E) x (E, G H), and its backward
    (``x^T dZ`` and ``dZ W^T``);
-3. recurrence: ``rnnbench.fused_rnn``'s loop on the precomputed projection, forward, and
+3. recurrence: the kernel ``--impl`` runs (``rnnbench.cpu_rnn``'s or ``rnnbench.fused_rnn``'s),
+   on the precomputed projection, forward, and
    forward (saving its slabs) + backward; also the whole cell layer (projection +
    recurrence), what ``nn.LSTM`` / ``nn.GRU`` is in PyTorch;
 4. head: max-pool, dropout, Dense(relu), dropout, Dense, loss; forward + backward;
@@ -49,9 +51,11 @@ import side_by_side  # pylint: disable=wrong-import-position
 import speed_leads  # pylint: disable=wrong-import-position
 from rnnbench import activations  # pylint: disable=wrong-import-position
 from rnnbench import cells  # pylint: disable=wrong-import-position
+from rnnbench import cpu_rnn  # pylint: disable=wrong-import-position
 from rnnbench import fused_rnn  # pylint: disable=wrong-import-position
 from rnnbench import models  # pylint: disable=wrong-import-position
 from rnnbench import optim  # pylint: disable=wrong-import-position
+from rnnbench import pallas_rnn  # pylint: disable=wrong-import-position
 from rnnbench import runinfo  # pylint: disable=wrong-import-position
 from rnnbench import scan as scan_lib  # pylint: disable=wrong-import-position
 from rnnbench import train  # pylint: disable=wrong-import-position
@@ -63,8 +67,8 @@ PARTS = {
     "embedding_bwd": "1. its dense (V, E) gradient: zero fill + scatter-add",
     "projection_fwd": "2. input projection x W, (T B, E) x (E, G H)",
     "projection_bwd": "2. its backward: x^T dZ and dZ W^T",
-    "recurrence_fwd": "3. fused recurrent loop, forward",
-    "recurrence_fwd_bwd": "3. fused loop, forward (saving slabs) + backward",
+    "recurrence_fwd": "3. the recurrent kernel, forward",
+    "recurrence_fwd_bwd": "3. the kernel, forward (saving slabs) + backward",
     "rnn_layer_fwd": "2+3. the cell layer (projection + loop); torch: nn.LSTM/nn.GRU",
     "rnn_layer_fwd_bwd": "2+3. the cell layer, forward + backward",
     "head_fwd_bwd": "4. max-pool, dropout, Dense(relu), dropout, Dense, loss: fwd + bwd",
@@ -85,9 +89,10 @@ SHAPES = ("batch_size", "seq_len", "num_words", "embed_dim", "hidden_size", "den
 NOTEBOOK_SHAPES = {"batch_size": 32, "seq_len": 100, "num_words": 20000}
 
 
-def make_config(cell: str, shapes: dict[str, int]):
-  """The notebook's config for ``cell`` (``impl="fused"``), with the non-zero ``shapes``."""
+def make_config(cell: str, shapes: dict[str, int], impl: str = "auto"):
+  """The notebook's config for ``cell`` with ``model.impl=impl`` and the non-zero ``shapes``."""
   config = speed_leads.make_config(cell, speed_leads.LEADS["fused"])
+  config.model.impl = impl
   fields = {"batch_size": config.train, "seq_len": config.data, "num_words": config.data,
             "embed_dim": config.model, "hidden_size": config.model, "dense_size": config.model}
   for name, value in shapes.items():
@@ -124,14 +129,20 @@ def make_batches(data: str, shapes: dict[str, int], count: int = 8) -> tuple[lis
 
 
 def recurrence(model_config) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
-  """``(xw (T, B, G H), bias, U (H, G H)) -> hs (T, B, H)``: the fused kernel the cell runs."""
+  """``(xw (T, B, G H), bias, U (H, G H)) -> hs (T, B, H)``: the kernel the cell runs
+  (``rnnbench.cpu_rnn``'s where ``model.impl`` resolves to "cpu", else ``fused_rnn``'s)."""
   gate = activations.get_activation(model_config.recurrent_activation)
   unroll = scan_lib.resolve_unroll(model_config.unroll)
+  cell = "gru_reset_after" if model_config.cell == "gru" and model_config.reset_after \
+      else model_config.cell
+  kernels = cpu_rnn if pallas_rnn.resolve_impl(
+      model_config.impl, cell=cell, recurrent_activation=model_config.recurrent_activation
+  ) == "cpu" else fused_rnn
   if model_config.cell == "lstm":
-    return lambda xw, b, u: fused_rnn.lstm(gate, xw, b, u, unroll)
+    return lambda xw, b, u: kernels.lstm(gate, xw, b, u, unroll)
   if model_config.reset_after:
     return lambda xw, b, u: fused_rnn.gru_reset_after(gate, xw, b[0], u, b[1], unroll)
-  return lambda xw, b, u: fused_rnn.gru(gate, xw, b, u, unroll)
+  return lambda xw, b, u: kernels.gru(gate, xw, b, u, unroll)
 
 
 def _head_logits(model: models.Classifier, hs: jax.Array, train_mode: bool) -> jax.Array:
@@ -319,6 +330,8 @@ NOTES = [
 def main(argv: list[str] | None = None) -> dict[str, Any]:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
   parser.add_argument("--cells", default="lstm,gru")
+  parser.add_argument("--impl", default="auto",
+                      help="config.model.impl of rnnbench's parts (auto: what run.py runs)")
   parser.add_argument("--rounds", type=int, default=10)
   parser.add_argument("--steps", type=int, default=10, help="calls of each part per round")
   parser.add_argument("--data", default="real", choices=("real", "synthetic"),
@@ -346,7 +359,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
       use_torch = False
 
   start, load_start = time.perf_counter(), side_by_side.load_average()
-  configs = {c: make_config(c, {n: getattr(args, n) for n in SHAPES}) for c in cells_}
+  configs = {c: make_config(c, {n: getattr(args, n) for n in SHAPES}, args.impl)
+             for c in cells_}
   shapes = config_shapes(configs[cells_[0]])
   batches, data = make_batches(args.data, shapes)
   tools = ["rnnbench"] + (["torch"] if use_torch else [])

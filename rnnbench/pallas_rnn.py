@@ -55,6 +55,8 @@ from jax.experimental.pallas import triton as pl_triton
 from jax.interpreters import batching
 from jax.interpreters import mlir
 
+from rnnbench import activations
+from rnnbench import cpu_rnn
 from rnnbench import fused_rnn
 from rnnbench import scan as scan_lib
 
@@ -93,22 +95,30 @@ def fits_on_chip(cell: str, units: int, dtype) -> bool:
 
 
 def resolve_impl(impl: str, platform: str | None = None, *, cell: str = "lstm",
-                 hidden_size: int | None = None, dtype: Any = "float32") -> str:
+                 hidden_size: int | None = None, dtype: Any = "float32",
+                 recurrent_activation: str = "hard_sigmoid") -> str:
   """Which LSTM / GRU implementation ``config.model.impl=impl`` runs when lowered for
   ``platform`` (default: the default backend; "gpu" means "cuda").
 
-  Returns "nn_scan", "fused", "pallas" (the compiled kernels) or "pallas_interpret" (the
-  kernels in Pallas' interpret mode). ``cell``: "lstm", "gru" or "gru_reset_after"; with
-  ``hidden_size`` (and the compute ``dtype``), "pallas" / "auto" whose recurrent kernel
-  does not fit on chip run "fused" (``fits_on_chip``).
+  Returns "nn_scan", "fused", "cpu" (the C++ kernels of ``rnnbench.cpu_rnn``), "pallas"
+  (the compiled kernels) or "pallas_interpret" (the kernels in Pallas' interpret mode).
+  ``cell``: "lstm", "gru" or "gru_reset_after"; with ``hidden_size`` (and the compute
+  ``dtype``), "pallas" / "auto" whose recurrent kernel does not fit on chip run "fused"
+  (``fits_on_chip``). "auto" on cpu is "cpu" where those kernels run (a CPU host, the
+  LSTM or reset_after=False GRU, float32, a hard / logistic sigmoid gate, one CPU device,
+  a C++ compiler).
   """
   scan_lib.check_impl(cell, impl)
-  if impl in ("fused", "nn_scan"):
+  if impl in ("fused", "nn_scan", "cpu"):
     return impl
-  if hidden_size is not None and not fits_on_chip(cell, hidden_size, dtype):
-    return "fused"
   platform = platform or jax.default_backend()
   platform = "cuda" if platform == "gpu" else platform
+  if impl == "auto" and platform == "cpu":
+    gate = activations.get_activation(recurrent_activation)
+    runs = (cell in ("lstm", "gru") and _cpu_kernel(gate, dtype, True) is not None)
+    return "cpu" if runs else "fused"
+  if hidden_size is not None and not fits_on_chip(cell, hidden_size, dtype):
+    return "fused"
   if impl == "auto":
     return "pallas" if platform in AUTO_PLATFORMS else "fused"
   return "pallas" if platform in KERNEL_PLATFORMS else "pallas_interpret"
@@ -124,10 +134,10 @@ _warned_size: set[tuple[str, int, str]] = set()
 
 
 def cell_mode(cell: str, impl: str, units: int, dtype) -> str:
-  """``impl`` as a cell runs it: "pallas" / "auto" become "fused" where ``u`` does not fit
-  on chip (``fits_on_chip``), with one warning per shape for an explicit "pallas"."""
-  if impl not in MODES or fits_on_chip(cell, units, dtype):
-    return impl
+  """``impl`` as a cell runs it: "pallas" becomes "fused" where ``u`` does not fit on chip
+  (``fits_on_chip``), with one warning per shape."""
+  if impl not in MODES or impl == "auto" or fits_on_chip(cell, units, dtype):
+    return impl  # "auto" picks by the platform lowered for and the size (``_dispatch``)
   key = (cell, units, jnp.dtype(dtype).name)
   if impl == "pallas" and key not in _warned_size:
     _warned_size.add(key)
@@ -278,16 +288,34 @@ def _interpreted(kernel):
   return run
 
 
-def _dispatch(mode: str, kernel, fallback, *args):
+def _dispatch(mode: str, kernel, fallback, *args, cpu=None, fits: bool = True):
   """By the platform lowered for: the compiled ``kernel`` on cuda (and on tpu with
-  ``mode="pallas"``); elsewhere the interpret-mode kernel (``"pallas"``) or
-  ``fallback(*args)`` (``"auto"``: ``fused_rnn``)."""
+  ``mode="pallas"``; with ``mode="auto"`` only if ``u`` ``fits`` on chip); with ``mode="auto"``, ``cpu(*args)`` on cpu where given (the C++
+  kernels of ``rnnbench.cpu_rnn``: ``_cpu_kernel``); elsewhere the interpret-mode kernel
+  (``"pallas"``) or ``fallback(*args)`` (``"auto"``: ``fused_rnn``)."""
   if mode not in MODES:
     raise ValueError(f"pallas_rnn mode must be one of {MODES}, got {mode!r}")
-  compiled = {p: functools.partial(kernel, backend=p)
-              for p in (KERNEL_PLATFORMS if mode == "pallas" else AUTO_PLATFORMS)}
+  platforms = KERNEL_PLATFORMS if mode == "pallas" else AUTO_PLATFORMS if fits else ()
+  compiled = {p: functools.partial(kernel, backend=p) for p in platforms}
+  if mode == "auto" and cpu is not None:
+    compiled["cpu"] = cpu
   other = _interpreted(kernel) if mode == "pallas" else fallback
   return jax.lax.platform_dependent(*args, **compiled, default=other)
+
+
+def _fits(cell: str, u: jax.Array) -> bool:
+  return fits_on_chip(cell, u.shape[0], u.dtype)
+
+
+def _cpu_kernel(gate: Activation, dtype, fn):
+  """``fn`` if ``mode="auto"`` runs the C++ kernels (``rnnbench.cpu_rnn``) when lowered for
+  cpu: on a host with ONE CPU device (with several, the batch is sharded over them and XLA
+  cannot partition a custom call), for a gate and dtype they compute, where they build;
+  else None."""
+  if (jax.default_backend() == "cpu" and jax.device_count() == 1
+      and cpu_rnn.supports(gate, dtype) and cpu_rnn.available()):
+    return fn
+  return None
 
 
 def _zeros(hp):
@@ -370,17 +398,23 @@ def lstm(gate: Activation, xw: jax.Array, b: jax.Array, u: jax.Array, unroll: in
   cuda, ``fused_rnn.lstm`` elsewhere).
   """
   fallback = lambda xw, b, u: fused_rnn._lstm_forward(gate, xw, b, u, unroll, save=False)
-  return _dispatch(mode, functools.partial(_lstm_pallas_fwd, gate, False), fallback, xw, b, u)
+  cpu = _cpu_kernel(gate, xw.dtype, lambda xw, b, u: cpu_rnn.lstm(gate, xw, b, u))
+  return _dispatch(mode, functools.partial(_lstm_pallas_fwd, gate, False), fallback, xw, b, u,
+                   cpu=cpu, fits=_fits("lstm", u))
 
 
 def _lstm_fwd(gate, xw, b, u, unroll, mode):
   fallback = lambda xw, b, u: fused_rnn._lstm_fwd(gate, xw, b, u, unroll)
-  return _dispatch(mode, functools.partial(_lstm_pallas_fwd, gate, True), fallback, xw, b, u)
+  cpu = _cpu_kernel(gate, xw.dtype, lambda xw, b, u: cpu_rnn.lstm_fwd(gate, xw, b, u, unroll))
+  return _dispatch(mode, functools.partial(_lstm_pallas_fwd, gate, True), fallback, xw, b, u,
+                   cpu=cpu, fits=_fits("lstm", u))
 
 
 def _lstm_bwd(gate, unroll, mode, res, dhs):
   fallback = lambda res, dhs: fused_rnn._lstm_bwd(gate, unroll, res, dhs)
-  return _dispatch(mode, functools.partial(_lstm_pallas_bwd, gate), fallback, res, dhs)
+  cpu = _cpu_kernel(gate, dhs.dtype, lambda res, dhs: cpu_rnn.lstm_bwd(gate, unroll, res, dhs))
+  return _dispatch(mode, functools.partial(_lstm_pallas_bwd, gate), fallback, res, dhs,
+                   cpu=cpu, fits=_fits("lstm", res[-1]))
 
 
 lstm.defvjp(_lstm_fwd, _lstm_bwd)
@@ -471,17 +505,23 @@ def gru(gate: Activation, xw: jax.Array, b: jax.Array, u: jax.Array, unroll: int
   ``xw`` (T, B, 3H) = ``x W``, ``b`` (3H,), ``u`` (H, 3H); gates z, r, h.
   """
   fallback = lambda xw, b, u: fused_rnn._gru_forward(gate, xw, b, u, unroll, save=False)
-  return _dispatch(mode, functools.partial(_gru_pallas_fwd, gate, False), fallback, xw, b, u)
+  cpu = _cpu_kernel(gate, xw.dtype, lambda xw, b, u: cpu_rnn.gru(gate, xw, b, u))
+  return _dispatch(mode, functools.partial(_gru_pallas_fwd, gate, False), fallback, xw, b, u,
+                   cpu=cpu, fits=_fits("gru", u))
 
 
 def _gru_fwd(gate, xw, b, u, unroll, mode):
   fallback = lambda xw, b, u: fused_rnn._gru_fwd(gate, xw, b, u, unroll)
-  return _dispatch(mode, functools.partial(_gru_pallas_fwd, gate, True), fallback, xw, b, u)
+  cpu = _cpu_kernel(gate, xw.dtype, lambda xw, b, u: cpu_rnn.gru_fwd(gate, xw, b, u, unroll))
+  return _dispatch(mode, functools.partial(_gru_pallas_fwd, gate, True), fallback, xw, b, u,
+                   cpu=cpu, fits=_fits("gru", u))
 
 
 def _gru_bwd(gate, unroll, mode, res, dhs):
   fallback = lambda res, dhs: fused_rnn._gru_bwd(gate, unroll, res, dhs)
-  return _dispatch(mode, functools.partial(_gru_pallas_bwd, gate), fallback, res, dhs)
+  cpu = _cpu_kernel(gate, dhs.dtype, lambda res, dhs: cpu_rnn.gru_bwd(gate, unroll, res, dhs))
+  return _dispatch(mode, functools.partial(_gru_pallas_bwd, gate), fallback, res, dhs,
+                   cpu=cpu, fits=_fits("gru", res[-1]))
 
 
 gru.defvjp(_gru_fwd, _gru_bwd)
@@ -569,18 +609,19 @@ def gru_reset_after(gate: Activation, xw: jax.Array, b: jax.Array, u: jax.Array,
   """
   fallback = lambda *a: fused_rnn._gru_after_forward(gate, *a, unroll, save=False)
   return _dispatch(mode, functools.partial(_gru_after_pallas_fwd, gate, False), fallback,
-                   xw, b, u, recurrent_bias)
+                   xw, b, u, recurrent_bias, fits=_fits("gru_reset_after", u))
 
 
 def _gru_after_fwd(gate, xw, b, u, recurrent_bias, unroll, mode):
   fallback = lambda *a: fused_rnn._gru_after_fwd(gate, *a, unroll)
   return _dispatch(mode, functools.partial(_gru_after_pallas_fwd, gate, True), fallback,
-                   xw, b, u, recurrent_bias)
+                   xw, b, u, recurrent_bias, fits=_fits("gru_reset_after", u))
 
 
 def _gru_after_bwd(gate, unroll, mode, res, dhs):
   fallback = lambda res, dhs: fused_rnn._gru_after_bwd(gate, unroll, res, dhs)
-  return _dispatch(mode, functools.partial(_gru_after_pallas_bwd, gate), fallback, res, dhs)
+  return _dispatch(mode, functools.partial(_gru_after_pallas_bwd, gate), fallback, res, dhs,
+                   fits=_fits("gru_reset_after", res[-1]))
 
 
 gru_reset_after.defvjp(_gru_after_fwd, _gru_after_bwd)

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 TIME_AXIS = 1  # inputs and outputs are batch-major: (B, T, ...)
 # LSTM / GRU recurrence: rnnbench.fused_rnn, nn.scan here, rnnbench.pallas_rnn, or "auto"
 # (pallas where it compiles and fits on chip, else fused: ``pallas_rnn.resolve_impl``).
-IMPLS = ("fused", "nn_scan", "pallas", "auto")
+IMPLS = ("fused", "nn_scan", "pallas", "cpu", "auto")
 # rnnbench.linear_scan: lax.scan, associative_scan, or rnnbench.pallas_scan's kernel
 SCAN_MODES = ("sequential", "parallel", "pallas")
 # unroll="auto": the scan unroll measured fastest per backend (benchmarks/speed_leads.py);

@@ -20,6 +20,7 @@ import pytest
 
 from rnnbench.configs import default
 from rnnbench import activations
+from rnnbench import cpu_rnn
 from rnnbench import fused_rnn
 from rnnbench import models
 from rnnbench import optim
@@ -104,7 +105,7 @@ def test_padding_and_on_chip_bound():
 
 def test_resolve_impl():
   """Which implementation runs, by the platform lowered for, impl and hidden size."""
-  want = {("auto", "cpu"): "fused", ("auto", "cuda"): "pallas", ("auto", "gpu"): "pallas",
+  want = {("auto", "cpu"): "cpu" if cpu_rnn.available() else "fused", ("auto", "cuda"): "pallas", ("auto", "gpu"): "pallas",
           ("auto", "tpu"): "fused", ("pallas", "cpu"): "pallas_interpret",
           ("pallas", "cuda"): "pallas", ("pallas", "tpu"): "pallas",
           ("fused", "cuda"): "fused", ("nn_scan", "cuda"): "nn_scan"}
@@ -114,7 +115,10 @@ def test_resolve_impl():
   assert pallas_rnn.resolve_impl("auto", "cuda", cell="lstm", hidden_size=256) == "fused"
   assert pallas_rnn.resolve_impl("pallas", "cuda", cell="gru", hidden_size=256,
                            dtype="bfloat16") == "fused"
-  assert pallas_rnn.resolve_impl("auto") == "fused"  # this machine's default backend is the CPU
+  # a CPU host with one device runs the C++ kernels for "auto" where they build
+  assert pallas_rnn.resolve_impl("auto") == ("cpu" if cpu_rnn.available() else "fused")
+  assert pallas_rnn.resolve_impl("auto", cell="gru_reset_after") == "fused"
+  assert pallas_rnn.resolve_impl("auto", recurrent_activation="tanh") == "fused"
   with pytest.raises(ValueError, match="config.model.impl='cudnn'"):
     pallas_rnn.resolve_impl("cudnn")
   with pytest.raises(ValueError, match="not 'mingru'"):
@@ -128,14 +132,15 @@ def test_resolve_impl():
 
 
 def test_too_large_for_chip_runs_fused():
-  """Above the bound "pallas" warns once and runs fused; "auto" runs fused silently."""
+  """Above the bound "pallas" warns once and runs fused; "auto" stays "auto" (its dispatch
+  leaves the Pallas kernel out above the bound, silently)."""
   pallas_rnn._warned_size.clear()
   with pytest.warns(UserWarning, match=r"hidden_size=256 in bfloat16 needs 520 KiB .*'fused'"):
     assert pallas_rnn.cell_mode("lstm", "pallas", 256, jnp.bfloat16) == "fused"
   with warnings.catch_warnings():
     warnings.simplefilter("error")
     assert pallas_rnn.cell_mode("lstm", "pallas", 256, jnp.bfloat16) == "fused"  # once
-    assert pallas_rnn.cell_mode("gru", "auto", 512, jnp.float32) == "fused"
+    assert pallas_rnn.cell_mode("gru", "auto", 512, jnp.float32) == "auto"
     assert pallas_rnn.cell_mode("gru", "pallas", 50, jnp.float32) == "pallas"
     assert pallas_rnn.cell_mode("gru", "nn_scan", 512, jnp.float32) == "nn_scan"
 

@@ -195,13 +195,14 @@ def empty_record(case: Case, mode: str) -> dict[str, Any]:
 
 def implementation(model: ml_collections.ConfigDict, dtype: str) -> str:
   """What runs the recurrence on the default backend: for LSTM / GRU the resolved
-  ``model.impl`` (``rnnbench.pallas_rnn.resolve_impl``: "fused", "nn_scan", "pallas" or
-  "pallas_interpret"); for a cell with a linear recurrence its ``model.scan`` ("pallas" on a
+  ``model.impl`` (``rnnbench.pallas_rnn.resolve_impl``: "fused", "nn_scan", "cpu", "pallas"
+  or "pallas_interpret"); for a cell with a linear recurrence its ``model.scan`` ("pallas" on a
   machine without a GPU is "pallas_interpret"); else "sequential"."""
   if model.cell in ("lstm", "gru"):
     cell = "gru_reset_after" if model.cell == "gru" and model.reset_after else model.cell
     return pallas_rnn.resolve_impl(model.impl, cell=cell, hidden_size=model.hidden_size,
-                                   dtype=dtype)
+                                   dtype=dtype,
+                                   recurrent_activation=model.recurrent_activation)
   if getattr(cells.get(model.cell), "supports_parallel", False):
     if model.scan == "pallas" and jax.default_backend() not in ("gpu", "cuda"):
       return "pallas_interpret"

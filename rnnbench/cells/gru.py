@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnbench import activations
+from rnnbench import cpu_rnn
 from rnnbench import fused_rnn
 from rnnbench import pallas_rnn
 from rnnbench import scan as scan_lib
@@ -60,12 +61,19 @@ class GRU(nn.Module):
     if impl != "nn_scan":
       xw = scan_lib.time_major(x) @ kernel  # the biases are added inside the kernel's loop
       if self.reset_after:
+        if impl == "cpu":
+          raise ValueError("config.model.impl='cpu' has no kernel for the reset_after=True "
+                           "GRU; use config.model.impl='auto' or 'fused'")
         args = (gate, xw, bias[0], recurrent_kernel, bias[1], unroll)
         hs = (fused_rnn.gru_reset_after(*args) if impl == "fused"
               else pallas_rnn.gru_reset_after(*args, impl))
       else:
         args = (gate, xw, bias, recurrent_kernel, unroll)
-        hs = fused_rnn.gru(*args) if impl == "fused" else pallas_rnn.gru(*args, impl)
+        if impl == "cpu":
+          cpu_rnn.check("gru", gate, recurrent_kernel.dtype)
+          hs = cpu_rnn.gru(*args)
+        else:
+          hs = fused_rnn.gru(*args) if impl == "fused" else pallas_rnn.gru(*args, impl)
       return scan_lib.batch_major(hs)
 
     if self.reset_after:

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from rnnbench import activations
+from rnnbench import cpu_rnn
 from rnnbench import fused_rnn
 from rnnbench import pallas_rnn
 from rnnbench import scan as scan_lib
@@ -61,6 +62,9 @@ class LSTM(nn.Module):
       xw = scan_lib.time_major(x) @ kernel  # the bias is added inside the kernel's loop
       if impl == "fused":
         return scan_lib.batch_major(fused_rnn.lstm(gate, xw, bias, recurrent_kernel, unroll))
+      if impl == "cpu":
+        cpu_rnn.check("lstm", gate, recurrent_kernel.dtype)
+        return scan_lib.batch_major(cpu_rnn.lstm(gate, xw, bias, recurrent_kernel, unroll))
       return scan_lib.batch_major(
           pallas_rnn.lstm(gate, xw, bias, recurrent_kernel, unroll, impl))
 

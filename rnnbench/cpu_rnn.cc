@@ -1,0 +1,478 @@
+// LSTM and GRU (reset_after=False) recurrences for XLA:CPU, called through XLA's FFI.
+//
+// The math and the residuals are rnnbench/fused_rnn.py's, op for op: the forward computes
+// z_t = (xw_t + b) + h_{t-1} U and the gates, and saves the slabs fused_rnn saves; the
+// backward carries only the state gradients and writes the pre-activation gradients dZ
+// (T, B, G H); the weight gradient H_prev^T dZ stays one XLA matmul outside.
+//
+// What XLA's loop cannot do and this does:
+// * one call runs all T steps: no per-step thunk launches, slices or copies;
+// * u (H, G H) stays in cache for the whole sequence;
+// * the rows of the batch are independent: the batch is split into blocks that the
+//   intra-op thread pool's threads (and the caller) take from an atomic counter, so the
+//   caller never waits for a task that has not started (no deadlock when the pool is busy).
+//
+// Element-wise math: tanh and the sigmoid use exp from exp_f below (a degree-7 polynomial
+// after range reduction, about 1 ulp), not XLA's own approximations; results equal
+// fused_rnn's to float32 rounding (tests/test_cpu_rnn.py). The hard sigmoid and its
+// derivative (0.2 inside, 0.1 on a corner, 0 outside) are jnp.clip's under autodiff.
+// Compiled with -ffp-contract=off, so 0.2 x + 0.5 is rounded twice, as XLA does.
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+enum Gate : int32_t { kHardSigmoid = 0, kSigmoid = 1 };
+
+inline float exp_f(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  // n = round(x / ln 2) by the 1.5 * 2^23 trick (std::floor does not vectorize)
+  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693145751953125f;  // ln 2 in two parts (Cody-Waite)
+  r = r - n * 1.42860682030941723212e-6f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  return p * __builtin_bit_cast(float, bits);
+}
+
+inline float tanh_f(float x) {
+  float a = std::fabs(x);
+  float e = exp_f(-2.0f * a);
+  float big = (1.0f - e) / (1.0f + e);
+  float a2 = a * a;  // |x| < 1/4: the odd series to x^11 (error below 1e-9)
+  float small = a * (1.0f + a2 * (-1.0f / 3 + a2 * (2.0f / 15 + a2 * (-17.0f / 315 +
+                a2 * (62.0f / 2835 + a2 * (-1382.0f / 155925))))));
+  float t = a < 0.25f ? small : big;
+  return x < 0.0f ? -t : t;
+}
+
+inline float hard_sigmoid(float x) {
+  float s = 0.2f * x + 0.5f;
+  return std::min(std::max(s, 0.0f), 1.0f);
+}
+
+// d gate(x) / dx times the cotangent t, as autodiff computes it: jnp.clip is
+// min(max(s, 0), 1), and max and min split the derivative evenly on a tie.
+inline float hard_sigmoid_vjp(float x, float t) {
+  float s = 0.2f * x + 0.5f;
+  float lo = s > 0.0f ? 1.0f : (s == 0.0f ? 0.5f : 0.0f);
+  float hi = s < 1.0f ? 1.0f : (s == 1.0f ? 0.5f : 0.0f);
+  return 0.2f * (t * (lo * hi));
+}
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + exp_f(-x)); }
+
+inline float sigmoid_vjp(float ans, float t) { return t * (ans * (1.0f - ans)); }
+
+// Rows of the batch are computed kRows at a time, columns kLanes at a time: in the matmuls
+// each loaded vector of u is used by kRows rows held in registers.
+constexpr int64_t kLanes = 16;
+constexpr int64_t kRows = 8;
+typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
+
+inline int64_t padded(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
+
+// A matrix whose rows are zero-padded to ld, a multiple of kLanes.
+struct Padded {
+  std::vector<float> data;
+  int64_t ld;
+};
+
+// The columns [c0, c0 + cols) of a (rows, lda), as (rows, padded(cols)).
+Padded columns(const float* a, int64_t rows, int64_t lda, int64_t c0, int64_t cols) {
+  Padded p{std::vector<float>(rows * padded(cols), 0.0f), padded(cols)};
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) p.data[r * p.ld + c] = a[r * lda + c0 + c];
+  return p;
+}
+
+// The columns [c0, c0 + cols) of a (rows, lda), transposed: (cols, padded(rows)).
+Padded columns_t(const float* a, int64_t rows, int64_t lda, int64_t c0, int64_t cols) {
+  Padded p{std::vector<float>(cols * padded(rows), 0.0f), padded(rows)};
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) p.data[c * p.ld + r] = a[r * lda + c0 + c];
+  return p;
+}
+
+// out (kRows, w.ld) = x (kRows, k) @ w (k, w.ld); x and out rows of strides ldx, ldo.
+inline void matmul_rows(float* __restrict out, int64_t ldo, const float* __restrict x,
+                        int64_t ldx, const Padded& w, int64_t k) {
+  const float* __restrict wd = w.data.data();
+  for (int64_t j = 0; j < w.ld; j += kLanes) {
+    Vec acc[kRows] = {};
+    for (int64_t i = 0; i < k; ++i) {
+      Vec wv;
+      std::memcpy(&wv, wd + i * w.ld + j, sizeof(Vec));
+      for (int64_t r = 0; r < kRows; ++r) acc[r] += x[r * ldx + i] * wv;
+    }
+    for (int64_t r = 0; r < kRows; ++r) std::memcpy(out + r * ldo + j, &acc[r], sizeof(Vec));
+  }
+}
+
+// Runs body(b0, rows) for the blocks of kRows batch rows (the last may have fewer), on the
+// caller and the pool's threads: each takes the next block from an atomic counter.
+template <typename Body>
+void parallel_rows(ffi::ThreadPool& pool, int64_t batch, Body body) {
+  const int64_t blocks = (batch + kRows - 1) / kRows;
+  const int64_t helpers = std::min<int64_t>(std::max<int64_t>(0, pool.num_threads()),
+                                            blocks - 1);
+  if (helpers <= 0) {
+    for (int64_t i = 0; i < blocks; ++i) body(i * kRows, std::min(kRows, batch - i * kRows));
+    return;
+  }
+  struct State {
+    std::atomic<int64_t> next{0};
+    std::atomic<int64_t> done{0};
+  };
+  auto state = std::make_shared<State>();
+  auto work = [state, batch, blocks, body]() {
+    for (int64_t i; (i = state->next.fetch_add(1)) < blocks;) {
+      body(i * kRows, std::min(kRows, batch - i * kRows));
+      state->done.fetch_add(1, std::memory_order_release);
+    }
+  };
+  for (int64_t i = 0; i < helpers; ++i) pool.Schedule(decltype(work)(work));
+  work();
+  while (state->done.load(std::memory_order_acquire) < blocks) std::this_thread::yield();
+}
+
+ffi::Error check_gate(int32_t gate) {
+  if (gate != kHardSigmoid && gate != kSigmoid)
+    return ffi::Error::InvalidArgument("gate must be 0 (hard_sigmoid) or 1 (sigmoid)");
+  return ffi::Error::Success();
+}
+
+// The gate as a template parameter, so that the element-wise loops vectorize.
+template <int32_t kGate>
+inline float gate_f(float x) {
+  if constexpr (kGate == kHardSigmoid) return hard_sigmoid(x);
+  return sigmoid(x);
+}
+
+template <int32_t kGate>
+inline float gate_vjp(float x, float t) {
+  if constexpr (kGate == kHardSigmoid) return hard_sigmoid_vjp(x, t);
+  return sigmoid_vjp(sigmoid(x), t);
+}
+
+// f<kHardSigmoid>(args...) or f<kSigmoid>(args...) by the runtime gate.
+#define RNNBENCH_BY_GATE(gate, f, ...) \
+  ((gate) == kHardSigmoid ? f<kHardSigmoid>(__VA_ARGS__) : f<kSigmoid>(__VA_ARGS__))
+
+// ---------------------------------------------------------------------------------------
+// LSTM, gates i, f, c, o: z = (xw_t + b) + h U; c = f c + i tanh(z_c); h = o tanh(c).
+
+// xw (T, B, 4H), b (4H), u (H, 4H) -> hs (T, B, H); with zs: zs (T, B, 4H), h_prev and
+// c_prev (T, B, H), the state each step started from.
+template <int32_t kGate>
+void lstm_forward(ffi::ThreadPool& pool, int64_t steps, int64_t batch, int64_t units,
+                  const float* xw, const float* bias, const float* u, float* hs, float* zs,
+                  float* h_prev, float* c_prev) {
+  const int64_t g = 4 * units, hp = padded(units), gp = padded(g);
+  const Padded up = columns(u, units, g, 0, g);
+  parallel_rows(pool, batch, [=, &up](int64_t b0, int64_t rows) {
+    std::vector<float> h(kRows * hp, 0.0f), c(kRows * hp, 0.0f), z(kRows * gp);
+    for (int64_t t = 0; t < steps; ++t) {
+      matmul_rows(z.data(), gp, h.data(), hp, up, units);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t row = t * batch + b0 + r;
+        const float* x = xw + row * g;
+        float* zr = z.data() + r * gp;
+        float* hr = h.data() + r * hp;
+        float* cr = c.data() + r * hp;
+        for (int64_t j = 0; j < g; ++j) zr[j] = (x[j] + bias[j]) + zr[j];
+        if (zs != nullptr) {
+          std::copy(hr, hr + units, h_prev + row * units);
+          std::copy(cr, cr + units, c_prev + row * units);
+          std::copy(zr, zr + g, zs + row * g);
+        }
+        const float *zi = zr, *zf = zi + units, *zc = zf + units, *zo = zc + units;
+        for (int64_t j = 0; j < units; ++j) {
+          cr[j] = gate_f<kGate>(zf[j]) * cr[j] + gate_f<kGate>(zi[j]) * tanh_f(zc[j]);
+          hr[j] = gate_f<kGate>(zo[j]) * tanh_f(cr[j]);
+        }
+        std::copy(hr, hr + units, hs + row * units);
+      }
+    }
+  });
+}
+
+// One row of one step of the LSTM's backward: the pre-activation gradients dz (i, f, c, o)
+// from z, c_prev and the gradient of h (dh_t + dh_rec); dc is carried in place.
+template <int32_t kGate>
+inline void lstm_cell_bwd(int64_t n, const float* __restrict zi, const float* __restrict zf,
+                          const float* __restrict zc, const float* __restrict zo,
+                          const float* __restrict cp, const float* __restrict dh_t,
+                          const float* __restrict dh_rec, float* __restrict dc,
+                          float* __restrict dzi, float* __restrict dzf,
+                          float* __restrict dzc, float* __restrict dzo) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float gi = gate_f<kGate>(zi[j]), gf = gate_f<kGate>(zf[j]);
+    const float go = gate_f<kGate>(zo[j]), tz = tanh_f(zc[j]);
+    const float c = gf * cp[j] + gi * tz;
+    const float tc = tanh_f(c);
+    const float dh = dh_t[j] + dh_rec[j];
+    const float dcj = dc[j] + (dh * go) * (1.0f - tc * tc);
+    dzo[j] = gate_vjp<kGate>(zo[j], dh * tc);
+    dzf[j] = gate_vjp<kGate>(zf[j], dcj * cp[j]);
+    dzi[j] = gate_vjp<kGate>(zi[j], dcj * tz);
+    dzc[j] = (dcj * gi) * (1.0f - tz * tz);
+    dc[j] = dcj * gf;
+  }
+}
+
+// dhs (T, B, H), zs (T, B, 4H), c_prev (T, B, H), u (H, 4H) -> dzs (T, B, 4H).
+template <int32_t kGate>
+void lstm_backward(ffi::ThreadPool& pool, int64_t steps, int64_t batch, int64_t units,
+                   const float* dhs, const float* zs, const float* c_prev, const float* u,
+                   float* dzs) {
+  const int64_t g = 4 * units, hp = padded(units), gp = padded(g);
+  const Padded ut = columns_t(u, units, g, 0, g);
+  parallel_rows(pool, batch, [=, &ut](int64_t b0, int64_t rows) {
+    std::vector<float> dh_rec(kRows * hp, 0.0f), dc(kRows * hp, 0.0f), dz(kRows * gp, 0.0f);
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t row = t * batch + b0 + r;
+        const float *zi = zs + row * g, *zf = zi + units, *zc = zf + units, *zo = zc + units;
+        const float* cp = c_prev + row * units;
+        const float* dh_t = dhs + row * units;
+        const float* dhr = dh_rec.data() + r * hp;
+        float* dcr = dc.data() + r * hp;
+        float *dzi = dz.data() + r * gp, *dzf = dzi + units, *dzc = dzf + units,
+              *dzo = dzc + units;
+        lstm_cell_bwd<kGate>(units, zi, zf, zc, zo, cp, dh_t, dhr, dcr, dzi, dzf, dzc, dzo);
+        std::copy(dzi, dzi + g, dzs + row * g);
+      }
+      matmul_rows(dh_rec.data(), hp, dz.data(), gp, ut, g);
+    }
+  });
+}
+
+ffi::Error LstmFwd(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> b,
+                   ffi::Buffer<ffi::F32> u, ffi::ResultBuffer<ffi::F32> hs,
+                   ffi::ResultBuffer<ffi::F32> zs, ffi::ResultBuffer<ffi::F32> h_prev,
+                   ffi::ResultBuffer<ffi::F32> c_prev, int32_t gate) {
+  if (auto e = check_gate(gate); e.failure()) return e;
+  auto d = xw.dimensions();
+  RNNBENCH_BY_GATE(gate, lstm_forward, pool, d[0], d[1], u.dimensions()[0], xw.typed_data(), b.typed_data(),
+               u.typed_data(), hs->typed_data(), zs->typed_data(), h_prev->typed_data(),
+               c_prev->typed_data());
+  return ffi::Error::Success();
+}
+
+ffi::Error LstmInfer(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> b,
+                     ffi::Buffer<ffi::F32> u, ffi::ResultBuffer<ffi::F32> hs, int32_t gate) {
+  if (auto e = check_gate(gate); e.failure()) return e;
+  auto d = xw.dimensions();
+  RNNBENCH_BY_GATE(gate, lstm_forward, pool, d[0], d[1], u.dimensions()[0], xw.typed_data(), b.typed_data(),
+               u.typed_data(), hs->typed_data(), nullptr, nullptr, nullptr);
+  return ffi::Error::Success();
+}
+
+ffi::Error LstmBwd(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> dhs, ffi::Buffer<ffi::F32> zs,
+                   ffi::Buffer<ffi::F32> c_prev, ffi::Buffer<ffi::F32> u,
+                   ffi::ResultBuffer<ffi::F32> dzs, int32_t gate) {
+  if (auto e = check_gate(gate); e.failure()) return e;
+  auto d = dhs.dimensions();
+  RNNBENCH_BY_GATE(gate, lstm_backward, pool, d[0], d[1], d[2], dhs.typed_data(), zs.typed_data(),
+                c_prev.typed_data(), u.typed_data(), dzs->typed_data());
+  return ffi::Error::Success();
+}
+
+// ---------------------------------------------------------------------------------------
+// GRU, reset_after=False, gates z, r, h: xb = xw_t + b; s_zr = xb_zr + h U_zr;
+// s_h = xb_h + (gate(s_r) h) U_h; h = z h + (1 - z) tanh(s_h).
+
+// xw (T, B, 3H), b (3H), u (H, 3H) -> hs (T, B, H); with s_zr: s_zr (T, B, 2H),
+// s_h (T, B, H), h_prev (T, B, H).
+template <int32_t kGate>
+void gru_forward(ffi::ThreadPool& pool, int64_t steps, int64_t batch, int64_t units,
+                 const float* xw, const float* bias, const float* u, float* hs, float* s_zr,
+                 float* s_h, float* h_prev) {
+  const int64_t g = 3 * units, hp = padded(units), zp = padded(2 * units);
+  const Padded u_zr = columns(u, units, g, 0, 2 * units);
+  const Padded u_h = columns(u, units, g, 2 * units, units);
+  parallel_rows(pool, batch, [=, &u_zr, &u_h](int64_t b0, int64_t rows) {
+    std::vector<float> h(kRows * hp, 0.0f), zr(kRows * zp), sh(kRows * hp),
+        rh(kRows * hp, 0.0f);
+    for (int64_t t = 0; t < steps; ++t) {
+      matmul_rows(zr.data(), zp, h.data(), hp, u_zr, units);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t row = t * batch + b0 + r;
+        const float* x = xw + row * g;
+        float* zrr = zr.data() + r * zp;
+        const float* hr = h.data() + r * hp;
+        float* rhr = rh.data() + r * hp;
+        for (int64_t j = 0; j < 2 * units; ++j) zrr[j] = (x[j] + bias[j]) + zrr[j];
+        for (int64_t j = 0; j < units; ++j) rhr[j] = gate_f<kGate>(zrr[units + j]) * hr[j];
+      }
+      matmul_rows(sh.data(), hp, rh.data(), hp, u_h, units);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t row = t * batch + b0 + r;
+        const float* x = xw + row * g + 2 * units;
+        const float* b = bias + 2 * units;
+        const float* zrr = zr.data() + r * zp;
+        float* shr = sh.data() + r * hp;
+        float* hr = h.data() + r * hp;
+        if (s_zr != nullptr) std::copy(hr, hr + units, h_prev + row * units);
+        for (int64_t j = 0; j < units; ++j) {
+          shr[j] = (x[j] + b[j]) + shr[j];
+          const float z = gate_f<kGate>(zrr[j]);
+          hr[j] = z * hr[j] + (1.0f - z) * tanh_f(shr[j]);
+        }
+        std::copy(hr, hr + units, hs + row * units);
+        if (s_zr != nullptr) {
+          std::copy(zrr, zrr + 2 * units, s_zr + row * 2 * units);
+          std::copy(shr, shr + units, s_h + row * units);
+        }
+      }
+    }
+  });
+}
+
+// One row of one step of the GRU's backward through h = z h + (1 - z) tanh(s_h): the
+// gradients of s_z and s_h; dh_u holds dh_rec and becomes the gradient through z h.
+template <int32_t kGate>
+inline void gru_update_bwd(int64_t n, const float* __restrict sz, const float* __restrict sh,
+                           const float* __restrict h, const float* __restrict dh_t,
+                           float* __restrict dh_u, float* __restrict dsz,
+                           float* __restrict dsh) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float z = gate_f<kGate>(sz[j]), th = tanh_f(sh[j]);
+    const float dh = dh_t[j] + dh_u[j];
+    dsz[j] = gate_vjp<kGate>(sz[j], dh * h[j] + -(dh * th));
+    dsh[j] = (dh * (1.0f - z)) * (1.0f - th * th);
+    dh_u[j] = dh * z;
+  }
+}
+
+// dhs, s_zr, s_h, h_prev, u -> ds_zr (T, B, 2H), ds_h (T, B, H).
+template <int32_t kGate>
+void gru_backward(ffi::ThreadPool& pool, int64_t steps, int64_t batch, int64_t units,
+                  const float* dhs, const float* s_zr, const float* s_h, const float* h_prev,
+                  const float* u, float* ds_zr, float* ds_h) {
+  const int64_t g = 3 * units, hp = padded(units), zp = padded(2 * units);
+  const Padded ut_zr = columns_t(u, units, g, 0, 2 * units);
+  const Padded ut_h = columns_t(u, units, g, 2 * units, units);
+  parallel_rows(pool, batch, [=, &ut_zr, &ut_h](int64_t b0, int64_t rows) {
+    // dh_rec: the gradient of h carried to the step before; dh_u: its part through z h
+    std::vector<float> dh_rec(kRows * hp, 0.0f), dsh(kRows * hp, 0.0f),
+        dzr(kRows * zp, 0.0f), dr_h(kRows * hp), d_zr(kRows * hp);
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t row = t * batch + b0 + r;
+        const float* sz = s_zr + row * 2 * units;
+        const float* shr = s_h + row * units;
+        const float* h = h_prev + row * units;
+        const float* dh_t = dhs + row * units;
+        float* dh_u = dh_rec.data() + r * hp;
+        float* dszr = dzr.data() + r * zp;
+        float* dshr = dsh.data() + r * hp;
+        gru_update_bwd<kGate>(units, sz, shr, h, dh_t, dh_u, dszr, dshr);
+      }
+      matmul_rows(dr_h.data(), hp, dsh.data(), hp, ut_h, units);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t row = t * batch + b0 + r;
+        const float* sr = s_zr + row * 2 * units + units;
+        const float* h = h_prev + row * units;
+        const float* drr = dr_h.data() + r * hp;
+        float* dh_u = dh_rec.data() + r * hp;
+        float* dsr = dzr.data() + r * zp + units;
+        for (int64_t j = 0; j < units; ++j) {
+          dsr[j] = gate_vjp<kGate>(sr[j], drr[j] * h[j]);
+          dh_u[j] = dh_u[j] + drr[j] * gate_f<kGate>(sr[j]);
+        }
+      }
+      matmul_rows(d_zr.data(), hp, dzr.data(), zp, ut_zr, 2 * units);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t row = t * batch + b0 + r;
+        float* dh_u = dh_rec.data() + r * hp;
+        const float* dzrr = d_zr.data() + r * hp;
+        for (int64_t j = 0; j < units; ++j) dh_u[j] = dh_u[j] + dzrr[j];
+        const float* dszr = dzr.data() + r * zp;
+        std::copy(dszr, dszr + 2 * units, ds_zr + row * 2 * units);
+        const float* dshr = dsh.data() + r * hp;
+        std::copy(dshr, dshr + units, ds_h + row * units);
+      }
+    }
+  });
+}
+
+ffi::Error GruFwd(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> b,
+                  ffi::Buffer<ffi::F32> u, ffi::ResultBuffer<ffi::F32> hs,
+                  ffi::ResultBuffer<ffi::F32> s_zr, ffi::ResultBuffer<ffi::F32> s_h,
+                  ffi::ResultBuffer<ffi::F32> h_prev, int32_t gate) {
+  if (auto e = check_gate(gate); e.failure()) return e;
+  auto d = xw.dimensions();
+  RNNBENCH_BY_GATE(gate, gru_forward, pool, d[0], d[1], u.dimensions()[0], xw.typed_data(), b.typed_data(),
+              u.typed_data(), hs->typed_data(), s_zr->typed_data(), s_h->typed_data(),
+              h_prev->typed_data());
+  return ffi::Error::Success();
+}
+
+ffi::Error GruInfer(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> xw, ffi::Buffer<ffi::F32> b,
+                    ffi::Buffer<ffi::F32> u, ffi::ResultBuffer<ffi::F32> hs, int32_t gate) {
+  if (auto e = check_gate(gate); e.failure()) return e;
+  auto d = xw.dimensions();
+  RNNBENCH_BY_GATE(gate, gru_forward, pool, d[0], d[1], u.dimensions()[0], xw.typed_data(), b.typed_data(),
+              u.typed_data(), hs->typed_data(), nullptr, nullptr, nullptr);
+  return ffi::Error::Success();
+}
+
+ffi::Error GruBwd(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> dhs, ffi::Buffer<ffi::F32> s_zr,
+                  ffi::Buffer<ffi::F32> s_h, ffi::Buffer<ffi::F32> h_prev,
+                  ffi::Buffer<ffi::F32> u, ffi::ResultBuffer<ffi::F32> ds_zr,
+                  ffi::ResultBuffer<ffi::F32> ds_h, int32_t gate) {
+  if (auto e = check_gate(gate); e.failure()) return e;
+  auto d = dhs.dimensions();
+  RNNBENCH_BY_GATE(gate, gru_backward, pool, d[0], d[1], d[2], dhs.typed_data(), s_zr.typed_data(),
+               s_h.typed_data(), h_prev.typed_data(), u.typed_data(), ds_zr->typed_data(),
+               ds_h->typed_data());
+  return ffi::Error::Success();
+}
+
+using F32 = ffi::Buffer<ffi::F32>;
+using R32 = ffi::ResultBuffer<ffi::F32>;
+
+}  // namespace
+
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchLstmFwd, LstmFwd,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>().Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>()
+                                  .Attr<int32_t>("gate"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchLstmInfer, LstmInfer,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>().Ret<F32>().Attr<int32_t>("gate"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchLstmBwd, LstmBwd,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>().Arg<F32>().Ret<F32>().Attr<int32_t>("gate"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchGruFwd, GruFwd,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>().Ret<F32>().Ret<F32>().Ret<F32>().Ret<F32>()
+                                  .Attr<int32_t>("gate"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchGruInfer, GruInfer,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>().Ret<F32>().Attr<int32_t>("gate"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchGruBwd, GruBwd,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Ret<F32>().Ret<F32>()
+                                  .Attr<int32_t>("gate"));

@@ -1,0 +1,222 @@
+"""The C++ CPU kernels (rnnbench.cpu_rnn) against the pure-JAX fused ones (rnnbench.fused_rnn):
+outputs and gradients at the notebook's shapes and at shapes that exercise every tail (batch
+rows not a multiple of the row block, units not a multiple of the vector width), the hard
+sigmoid's corners, the whole cell through ``impl``, dispatch and lowering, the build."""
+
+import pathlib
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rnnbench import activations
+from rnnbench import cells
+from rnnbench import cpu_rnn
+from rnnbench import fused_rnn
+from rnnbench import pallas_rnn
+from conftest import in_ci
+
+GATES = {"hard_sigmoid": activations.hard_sigmoid, "sigmoid": jax.nn.sigmoid}
+KERNELS = {"lstm": (4, fused_rnn.lstm, cpu_rnn.lstm), "gru": (3, fused_rnn.gru, cpu_rnn.gru)}
+# (T, B, H): the notebook's; one row, odd rows and units (tails of the 8-row blocks and of
+# the 16-wide vectors); more units than one vector block, batch over several blocks
+SHAPES = [(100, 32, 50), (7, 1, 3), (11, 13, 37), (5, 20, 70)]
+
+
+@pytest.fixture(autouse=True)
+def _compiler():
+  """These tests need a C++ compiler: skipped without one (it is rnnbench's optional fast
+  path; impl="auto" runs fused_rnn there), except under CI, where it must be present."""
+  if cpu_rnn.compiler() is None:
+    message = "no C++ compiler ($CXX, c++, g++, clang++) to build rnnbench/cpu_rnn.cc"
+    if in_ci():
+      pytest.fail(message + " (CI is set: the CPU kernels must be tested)")
+    pytest.skip(message)
+
+
+def _inputs(cell, t, b, h, seed=0):
+  gates = KERNELS[cell][0]
+  k = jax.random.split(jax.random.key(seed), 4)
+  return (jax.random.normal(k[0], (t, b, gates * h)), 0.3 * jax.random.normal(k[1], (gates * h,)),
+          (1.5 / np.sqrt(h)) * jax.random.normal(k[2], (h, gates * h)),
+          jax.random.normal(k[3], (t, b, h)))
+
+
+def _rel(a, b):
+  return float(jnp.max(jnp.abs(a - b)) / (jnp.max(jnp.abs(a)) + 1e-30))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("gate", sorted(GATES))
+@pytest.mark.parametrize("cell", sorted(KERNELS))
+def test_equals_fused(cell, gate, shape):
+  """Every h_t, and the gradients of xw, b and u, equal fused_rnn's to float32 rounding."""
+  _, fused, cpu = KERNELS[cell]
+  g = GATES[gate]
+  xw, b, u, w = _inputs(cell, *shape)
+  loss = lambda f: (lambda *a: jnp.sum(jnp.sin(f(g, *a)) * w))
+  want_h = fused(g, xw, b, u)
+  got_h = jax.jit(cpu, static_argnums=0)(g, xw, b, u)
+  assert got_h.shape == want_h.shape
+  assert _rel(want_h, got_h) < 2e-6
+  want = jax.grad(loss(fused), argnums=(0, 1, 2))(xw, b, u)
+  got = jax.jit(jax.grad(loss(cpu), argnums=(0, 1, 2)))(xw, b, u)
+  for name, x, y in zip(("xw", "b", "u"), want, got):
+    assert _rel(x, y) < 1e-5, (name, _rel(x, y))
+
+
+def _hard_sigmoid_np(x):
+  s = np.float32(0.2) * x + np.float32(0.5)  # numpy rounds twice (no fused multiply-add)
+  return np.clip(s, 0, 1), s
+
+
+def _hard_sigmoid_vjp_np(x, t):
+  """autodiff's derivative of jnp.clip(s, 0, 1) (min and max split a tie evenly), times t."""
+  _, s = _hard_sigmoid_np(x)
+  lo = np.where(s > 0, 1, np.where(s == 0, 0.5, 0)).astype(np.float32)
+  hi = np.where(s < 1, 1, np.where(s == 1, 0.5, 0)).astype(np.float32)
+  return np.float32(0.2) * (t * (lo * hi))
+
+
+def _one_step_grad_np(cell, z, u, w):
+  """The gradient of sum(h_1 w) for xw, one step from zero state (b = 0), in numpy."""
+  h = u.shape[0]
+  hs = lambda x: _hard_sigmoid_np(x)[0]
+  if cell == "lstm":
+    zi, zf, zc, zo = np.split(z, 4, axis=-1)
+    tz = np.tanh(zc)
+    c = hs(zf) * 0 + hs(zi) * tz
+    tc = np.tanh(c)
+    dc = (w * hs(zo)) * (1 - tc * tc)
+    return np.concatenate([_hard_sigmoid_vjp_np(zi, dc * tz), _hard_sigmoid_vjp_np(zf, dc * 0),
+                           (dc * hs(zi)) * (1 - tz * tz), _hard_sigmoid_vjp_np(zo, w * tc)], -1)
+  s_z, s_r, s_h = z[..., :h], z[..., h:2 * h], z[..., 2 * h:]
+  th = np.tanh(s_h)
+  ds_h = (w * (1 - hs(s_z))) * (1 - th * th)
+  ds_r = _hard_sigmoid_vjp_np(s_r, (ds_h @ u[:, 2 * h:].T) * 0)
+  return np.concatenate([_hard_sigmoid_vjp_np(s_z, -(w * th)), ds_r, ds_h], -1)
+
+
+@pytest.mark.parametrize("cell", sorted(KERNELS))
+def test_hard_sigmoid_corners(cell):
+  """Pre-activations exactly on the hard sigmoid's corners (0.2 z + 0.5 = 0 or 1, rounded
+  twice): the derivative there is half the inside one, as autodiff of jnp.clip gives it
+  (``activations.hard_sigmoid``). The reference is numpy: XLA may fuse 0.2 z + 0.5 into one
+  multiply-add, which never lands on a corner."""
+  gates, _, cpu = KERNELS[cell]
+  h = 4
+  corners = np.array([-2.5, 2.5, -3.0, 0.5] * (gates * h // 4), np.float32)
+  z = np.broadcast_to(corners, (1, 2, gates * h)).copy()  # one step from h = 0: z = xw
+  b, u = jnp.zeros((gates * h,)), 0.1 * jnp.ones((h, gates * h))
+  w = np.arange(1.0, 1.0 + 2 * h, dtype=np.float32).reshape(1, 2, h)
+  assert (_hard_sigmoid_np(np.float32(-2.5))[1] == 0) and (_hard_sigmoid_np(np.float32(2.5))[1] == 1)
+  got = jax.jit(jax.grad(lambda xw: jnp.sum(cpu(activations.hard_sigmoid, xw, b, u) * w)))(z)
+  want = _one_step_grad_np(cell, z, np.asarray(u), w)
+  assert np.count_nonzero(want) > 0
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name,impl_mode", [("lstm", "cpu"), ("gru", "cpu"),
+                                            ("lstm", "auto"), ("gru", "auto")])
+def test_cell_impl(name, impl_mode):
+  """The Keras cell with impl="cpu" / "auto" (the C++ kernels on this one-device CPU host)
+  equals impl="fused": outputs, and the gradients of every parameter and of the input."""
+  x = jax.random.normal(jax.random.key(1), (9, 23, 6))
+  mk = lambda impl: cells.create({"cell": name, "hidden_size": 21, "reset_after": False,
+                                  "recurrent_activation": "hard_sigmoid",
+                                  "scan": "sequential", "unroll": 1, "impl": impl})
+  params = mk("fused").init(jax.random.key(0), x)["params"]
+  weights = jax.random.normal(jax.random.key(2), (9, 23, 21))
+
+  def run(impl):
+    cell = mk(impl)
+    loss = lambda p, x: jnp.sum(jnp.tanh(cell.apply({"params": p}, x)) * weights)
+    return cell.apply({"params": params}, x), jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x)
+
+  (h_want, g_want), (h_got, g_got) = run("fused"), run(impl_mode)
+  assert _rel(h_want, h_got) < 2e-6
+  for a, b in zip(jax.tree.leaves(g_want), jax.tree.leaves(g_got)):
+    assert _rel(a, b) < 1e-5
+
+
+def test_lowering_by_platform():
+  """"auto" lowered for cpu calls the C++ kernels; lowered for cuda (from this host) it has
+  the Pallas kernel and no CPU custom call; "fused" never calls them."""
+  g = activations.hard_sigmoid
+  xw, b, u, w = _inputs("lstm", 10, 4, 8)
+  loss = lambda mode: (lambda xw, b, u: jnp.sum(pallas_rnn.lstm(g, xw, b, u, 1, mode) * w))
+  cpu_text = jax.jit(jax.grad(loss("auto"), argnums=(0, 1, 2))).lower(xw, b, u).as_text()
+  assert "rnnbench_lstm_fwd" in cpu_text and "rnnbench_lstm_bwd" in cpu_text
+  triton = [jax.export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")]
+  exported = jax.export.export(jax.jit(jax.grad(loss("auto"), argnums=(0, 1, 2))),
+                               platforms=["cuda"], disabled_checks=triton)(xw, b, u)
+  cuda_text = exported.mlir_module()
+  assert "rnnbench_lstm" not in cuda_text and "__gpu$xla.gpu.triton" in cuda_text
+  fused_text = jax.jit(lambda *a: fused_rnn.lstm(g, *a)).lower(xw, b, u).as_text()
+  assert "rnnbench_lstm" not in fused_text
+
+
+def test_vmap_and_inference_call():
+  """Under vmap (an extra leading axis) the kernels equal fused_rnn's, per example."""
+  g = jax.nn.sigmoid
+  xw, b, u, _ = _inputs("gru", 6, 5, 9)
+  stacked = jnp.stack([xw, 2 * xw])
+  got = jax.vmap(lambda x: cpu_rnn.gru(g, x, b, u))(stacked)
+  want = jax.vmap(lambda x: fused_rnn.gru(g, x, b, u))(stacked)
+  assert _rel(want, got) < 2e-6
+
+
+def test_what_it_refuses():
+  """impl="cpu" names what it cannot run, and the fix; "auto" falls back to fused there."""
+  x = jnp.ones((2, 3, 4))
+  make = lambda **kw: cells.create({"cell": "gru", "hidden_size": 5, "scan": "sequential",
+                                    "unroll": 1, "impl": "cpu", **kw})
+  with pytest.raises(ValueError, match="reset_after=True GRU; use config.model.impl='auto'"):
+    make(reset_after=True, recurrent_activation="sigmoid").init(jax.random.key(0), x)
+  with pytest.raises(ValueError, match="not tanh in float32; use config.model.impl='fused'"):
+    make(reset_after=False, recurrent_activation="tanh").init(jax.random.key(0), x)
+  assert not cpu_rnn.supports(activations.hard_sigmoid, jnp.bfloat16)
+  assert pallas_rnn.resolve_impl("auto", "cpu", cell="gru", dtype="bfloat16") == "fused"
+
+
+def test_build_key_and_errors(tmp_path, monkeypatch):
+  """The library's name hashes its source (an edit builds anew); a failing compiler raises
+  BuildError with its message and leaves no file behind; a missing one says what to do."""
+  cxx = cpu_rnn.compiler()
+  edited = tmp_path / "cpu_rnn.cc"
+  edited.write_text(cpu_rnn.SOURCE.read_text() + "\n// edited\n")
+  before = cpu_rnn.library_path(cxx)
+  monkeypatch.setattr(cpu_rnn, "SOURCE", edited)
+  assert cpu_rnn.library_path(cxx) != before
+  edited.write_text("this is not C++\n")
+  out = tmp_path / "lib" / "x.so"
+  with pytest.raises(cpu_rnn.BuildError, match="failed"):
+    cpu_rnn.build(out, cxx)
+  assert not out.exists() and list(out.parent.iterdir()) == []
+  monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+  assert cpu_rnn.compiler() is None
+
+
+def test_unavailable_warns_once(monkeypatch):
+  """Where the kernels do not build, available() is False with one warning naming why."""
+  def fail():
+    raise cpu_rnn.BuildError("no C++ compiler found")
+  monkeypatch.setattr(cpu_rnn, "load", fail)
+  cpu_rnn.available.cache_clear()
+  try:
+    with pytest.warns(RuntimeWarning, match="no C.. compiler found.*fused_rnn instead"):
+      assert not cpu_rnn.available()
+    with warnings.catch_warnings():
+      warnings.simplefilter("error")
+      assert not cpu_rnn.available()  # cached: no second warning
+  finally:
+    cpu_rnn.available.cache_clear()
+  monkeypatch.undo()
+  assert cpu_rnn.available()
+
+
+def test_source_is_shipped():
+  """The C++ source is package data (an installed rnnbench can build it)."""
+  assert cpu_rnn.SOURCE.exists() and cpu_rnn.SOURCE.parent == pathlib.Path(cpu_rnn.__file__).parent
