@@ -31,6 +31,7 @@ turn, for ``--rounds`` rounds (``speed_leads.interleaved``)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import pathlib
@@ -78,6 +79,9 @@ PARTS = {
     "model_fwd": "the model's training loss (dropout on)",
     "model_fwd_bwd": "the loss and its gradients",
     "train_step": "6. the whole train step",
+    "train_step_no_recurrence": "6'. the step with a recurrence that costs nothing "
+                                "(h_t = tanh of xw_t's first gate block): the floor of "
+                                "any recurrence kernel",
 }
 # The parts whose medians make "the sum of parts 1-5", per tool (PyTorch's nn.LSTM does the
 # projection and the loop in one call).
@@ -223,14 +227,39 @@ def aot(fn: Callable[..., Any], args: tuple[Any, ...]) -> Callable[[], Any]:
   return lambda: compiled(*args)
 
 
+@contextlib.contextmanager
+def free_recurrence():
+  """While active, ``fused_rnn``'s LSTM and GRU kernels are ``h_t = tanh(xw_t[:, :H] +
+  b[:H])``: no loop, and the input projection's full (T, B, G H) gradient (zero but for the
+  first block) still flows back, so the step keeps every other cost."""
+  saved = fused_rnn.lstm, fused_rnn.gru
+
+  def free(gate, xw, b, u, unroll=1):
+    del gate, unroll
+    units = u.shape[0]
+    return jnp.tanh(xw[..., :units] + b[:units])
+
+  fused_rnn.lstm = fused_rnn.gru = free
+  try:
+    yield
+  finally:
+    fused_rnn.lstm, fused_rnn.gru = saved
+
+
 def rnnbench_parts(config, batches) -> dict[str, Callable[[], Any]]:
   """Every part of ``PARTS`` as a zero-argument call (the step cycles through ``batches``)."""
   whole, _ = speed_leads.build(config.model.cell, speed_leads.LEADS["fused"], batches,
                                config=config)
+  floor_config = config.copy_and_resolve_references()
+  floor_config.model.impl = "fused"
+  with free_recurrence():  # build() compiles, so the patch is what gets compiled
+    floor, _ = speed_leads.build(config.model.cell, speed_leads.LEADS["fused"], batches,
+                                 config=floor_config)
   state = train.create_train_state(config, NUM_CLASSES, jax.random.PRNGKey(0))
   fns = {name: aot(fn, args) for name, (fn, args) in
          part_functions(config, state, batches[0], jax.random.key(1)).items()}
-  fns.update(model_fwd=whole["fwd"], model_fwd_bwd=whole["fwd_bwd"], train_step=whole["step"])
+  fns.update(model_fwd=whole["fwd"], model_fwd_bwd=whole["fwd_bwd"], train_step=whole["step"],
+             train_step_no_recurrence=floor["step"])
   return fns
 
 
@@ -287,6 +316,12 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [f"| sum_of_parts | medians of rnnbench: {', '.join(SUMMED['rnnbench'])}; torch: "
               f"{', '.join(SUMMED['torch'])} | {_fmt(sums['rnnbench'])} | "
               f"{_fmt(sums.get('torch'))} | {ratio} |", ""]
+    floor, torch_step = c["parts"]["train_step_no_recurrence"]["rnnbench"], \
+        c["parts"]["train_step"].get("torch")
+    if floor and torch_step:
+      lines += [f"With a recurrence that cost nothing, rnnbench's {cell} step would take "
+                f"{floor['median_ms']:.2f} ms, {floor['median_ms'] / torch_step['median_ms']:.2f}"
+                f" x torch's whole train step ({torch_step['median_ms']:.2f} ms) in this run.", ""]
   lines += ["## What the rows mean", "", *[f"- {n}" for n in report["notes"]], ""]
   git, load = env.get("git") or {}, report["load_average"]
   versions = ", ".join(f"{k} {env[k]}" for k in ("jax", "jaxlib", "flax", "optax", "torch")

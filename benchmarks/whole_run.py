@@ -10,6 +10,11 @@ Every round runs, per cell and in alternating order, three fresh processes on th
   train 2 epochs, validate, test, checkpoint;
 * ``rnnbench warm``: the same run again, its data read back from the prepared-array cache.
 
+rnnbench's C++ CPU kernels (``rnnbench/cpu_rnn.cc``, compiled on first use, once per install
+and machine) are built once before the rounds, in a folder of their own
+(``$RNNBENCH_KERNELS``), and that build is timed and reported on its own: like the
+notebook's installed TensorFlow, it is not part of a cold run.
+
 The ratio is rnnbench's wall time over the notebook's in the same round; the report gives its
 median and range over the rounds, and each run's phases (rnnbench's ``summary.json``: data,
 compile, epochs; the notebook's cells)::
@@ -38,6 +43,7 @@ from typing import Any
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rnnbench import cpu_rnn  # pylint: disable=wrong-import-position
 from rnnbench import runinfo  # pylint: disable=wrong-import-position
 from rnnbench.data import newsgroups  # pylint: disable=wrong-import-position
 
@@ -97,9 +103,24 @@ def run_notebook(cell: str, home: pathlib.Path, timeout: int) -> dict[str, Any]:
   return {"wall_s": wall, "phases_s": result["marks_s"], "val_accuracy": result["val_accuracy"]}
 
 
+def build_kernels(kernels: pathlib.Path, timeout: int) -> float | None:
+  """Seconds to build rnnbench's CPU kernels into ``kernels`` in a fresh process (the
+  library the runs then load), or None where they do not build (the runs use fused_rnn)."""
+  env = {**os.environ, cpu_rnn.KERNELS_ENV: str(kernels)}
+  code = "from rnnbench import cpu_rnn; cpu_rnn.load()"
+  start = time.perf_counter()
+  done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                        timeout=timeout, check=False, cwd=ROOT)
+  if done.returncode != 0:
+    print(f"the CPU kernels do not build here:\n{done.stderr[-2000:]}", file=sys.stderr)
+    return None
+  return time.perf_counter() - start
+
+
 def run_rnnbench(cell: str, archive: str, cache: pathlib.Path, workdir: pathlib.Path,
-                 timeout: int) -> dict[str, Any]:
-  env = {**os.environ, newsgroups.ARCHIVE_ENV: archive, "RNNBENCH_CACHE": str(cache)}
+                 timeout: int, kernels: pathlib.Path) -> dict[str, Any]:
+  env = {**os.environ, newsgroups.ARCHIVE_ENV: archive, "RNNBENCH_CACHE": str(cache),
+         cpu_rnn.KERNELS_ENV: str(kernels)}
   wall, _ = _timed([sys.executable, "run.py", f"--config=configs/{cell}.py",
                     f"--workdir={workdir}"], env, timeout)
   summary = json.loads((workdir / "summary.json").read_text())
@@ -160,6 +181,11 @@ def markdown(report: dict[str, Any]) -> str:
             "times since its process started, at the end of each cell (`imports`, `fetch`, "
             "`tokenize`, `build`, `fit`). rnnbench also evaluates the 7,532 test documents and "
             "writes checkpoints; the notebook does neither.", "",
+            ("rnnbench's C++ CPU kernels (rnnbench/cpu_rnn.cc), built once per install and "
+             f"machine, were built before the rounds in {report['kernel_build_s']:.1f} s "
+             "(not part of any run, as the notebook's installed TensorFlow is not)."
+             if report.get("kernel_build_s") is not None else
+             "rnnbench's C++ CPU kernels did not build here: its runs used fused_rnn."), "",
             "## Machine and command", "",
             f"- CPU: {env.get('cpu_model') or env.get('cpu')}, {env.get('cpu_count')} cores; "
             f"Python {env.get('python')}",
@@ -196,6 +222,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   with tempfile.TemporaryDirectory(prefix="whole_run.") as tmp:
     tmp = pathlib.Path(tmp)
     unpacked, home = set_up(args.archive, tmp)
+    kernels = tmp / "kernels"
+    report["kernel_build_s"] = build_kernels(kernels, args.timeout)
     for k in range(args.rounds):
       for i, cell in enumerate(cells):
         cache = tmp / f"cache{k}{cell}"
@@ -209,7 +237,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             variant, result = item, run_notebook(cell, home, args.timeout)
           else:
             variant, workdir = item
-            result = run_rnnbench(cell, args.archive, cache, workdir, args.timeout)
+            result = run_rnnbench(cell, args.archive, cache, workdir, args.timeout, kernels)
           report["runs"].append({"round": k, "cell": cell, "variant": variant, **result})
           print(f"round {k} {cell} {variant}: {result['wall_s']:.1f} s", flush=True)
   report["wall_s"] = time.perf_counter() - start

@@ -10,8 +10,8 @@ rows, as in ``fused_rnn``.
 
 The library is compiled from ``cpu_rnn.cc`` with the system C++ compiler (``$CXX``, else
 ``c++`` / ``g++`` / ``clang++``) the first time a process needs it, against the headers of
-the installed jaxlib (``jax.ffi.include_dir()``), and kept in ``cache_home()/kernels``
-under a name that hashes the source, the flags, the compiler, jaxlib's version and this
+the installed jaxlib (``jax.ffi.include_dir()``), and kept in ``kernel_dir()``
+(``$RNNBENCH_KERNELS``, else ``cache_home()/kernels``) under a name that hashes the source, the flags, the compiler, jaxlib's version and this
 CPU's instruction set: a change to any of them builds anew (a few seconds, once).
 ``available()`` says whether it builds here; ``impl="auto"`` runs it on CPU where it does
 (and ``fused_rnn`` where it does not, with one warning), ``impl="cpu"`` insists.
@@ -39,6 +39,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import jaxlib
 import numpy as np
 
 from rnnbench import activations
@@ -51,6 +52,7 @@ SOURCE = pathlib.Path(__file__).with_name("cpu_rnn.cc")
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-std=c++17",
          "-shared", "-fPIC")
 COMPILERS = ("c++", "g++", "clang++")
+KERNELS_ENV = "RNNBENCH_KERNELS"
 TARGETS = {  # FFI target name -> the symbol cpu_rnn.cc exports
     "rnnbench_lstm_fwd": "RnnbenchLstmFwd", "rnnbench_lstm_infer": "RnnbenchLstmInfer",
     "rnnbench_lstm_bwd": "RnnbenchLstmBwd", "rnnbench_gru_fwd": "RnnbenchGruFwd",
@@ -81,17 +83,21 @@ def _cpu_identity() -> str:
   return platform.processor() or platform.machine()
 
 
+def kernel_dir() -> pathlib.Path:
+  """Where built libraries live: ``$RNNBENCH_KERNELS``, else ``cache_home()/kernels``."""
+  return pathlib.Path(os.environ.get(KERNELS_ENV) or cache_home() / "kernels").expanduser()
+
+
 def library_path(cxx: str) -> pathlib.Path:
   """Where the library built by ``cxx`` for this source, jaxlib and CPU lives."""
   version = subprocess.run([cxx, "--version"], capture_output=True, text=True,
                            check=False).stdout
   key = hashlib.sha256()
   for part in (SOURCE.read_bytes(), repr(FLAGS).encode(), version.encode(),
-               jax.lib.__version__.encode() if hasattr(jax.lib, "__version__")
-               else jax.__version__.encode(), _cpu_identity().encode(),
+               jaxlib.__version__.encode(), _cpu_identity().encode(),
                platform.machine().encode()):
     key.update(part)
-  return cache_home() / "kernels" / f"cpu_rnn-{key.hexdigest()[:16]}.so"
+  return kernel_dir() / f"cpu_rnn-{key.hexdigest()[:16]}.so"
 
 
 def build(path: pathlib.Path, cxx: str) -> None:

@@ -195,6 +195,8 @@ def test_build_key_and_errors(tmp_path, monkeypatch):
   with pytest.raises(cpu_rnn.BuildError, match="failed"):
     cpu_rnn.build(out, cxx)
   assert not out.exists() and list(out.parent.iterdir()) == []
+  monkeypatch.setenv(cpu_rnn.KERNELS_ENV, str(tmp_path / "kernels"))
+  assert cpu_rnn.library_path(cxx).parent == tmp_path / "kernels"
   monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
   assert cpu_rnn.compiler() is None
 
@@ -220,3 +222,16 @@ def test_unavailable_warns_once(monkeypatch):
 def test_source_is_shipped():
   """The C++ source is package data (an installed rnnbench can build it)."""
   assert cpu_rnn.SOURCE.exists() and cpu_rnn.SOURCE.parent == pathlib.Path(cpu_rnn.__file__).parent
+
+
+def test_whole_run_builds_the_kernels_apart(tmp_path, monkeypatch):
+  """benchmarks/whole_run.py builds the library once, timed, into the folder its runs then
+  load from ($RNNBENCH_KERNELS), and says None (the runs use fused_rnn) where it cannot."""
+  import sys  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+  import whole_run  # pylint: disable=g-import-not-at-top
+  seconds = whole_run.build_kernels(tmp_path / "k", timeout=600)
+  assert seconds is not None and seconds > 0
+  assert [p.suffix for p in (tmp_path / "k").iterdir()] == [".so"]
+  monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+  assert whole_run.build_kernels(tmp_path / "none", timeout=600) is None

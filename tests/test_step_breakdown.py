@@ -28,7 +28,8 @@ SHAPES = {"batch_size": 4, "seq_len": 6, "num_words": 50, "embed_dim": 8, "hidde
 TINY = ["--rounds", "1", "--steps", "2", "--data", "synthetic", "--torch_threads", "1",
         *[a for k, v in SHAPES.items() for a in (f"--{k}", str(v))]]
 HAS_TORCH = torch is not None
-TORCH_LESS = ("recurrence_fwd", "recurrence_fwd_bwd")  # inside nn.LSTM, not separable
+# inside nn.LSTM, not separable; and rnnbench's floor (its step with a free recurrence)
+TORCH_LESS = ("recurrence_fwd", "recurrence_fwd_bwd", "train_step_no_recurrence")
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,8 @@ def test_markdown_names_every_part(run):
     assert text.count(f"| {part} |") == 2, part
   assert "python benchmarks/step_breakdown.py --rounds 1" in text
   assert "Load average" in text and "do not add up" in text
+  if HAS_TORCH:
+    assert text.count("With a recurrence that cost nothing") == 2
   assert report["environment"]["cpu_model"] in text
 
 
@@ -132,3 +135,16 @@ def test_parts_compute_the_models_functions(cell):
   for split in (embedding, rest):
     jax.tree.map(np.testing.assert_array_equal, split, {k: everything[k] for k in split})
   assert not np.array_equal(everything["embedding"]["embeddings"], p["embedding"]["embeddings"])
+
+
+def test_free_recurrence_is_scoped():
+  """Inside ``free_recurrence`` the fused kernels are tanh of xw's first gate block (no
+  loop); outside, the real kernels again."""
+  from rnnbench import activations, fused_rnn  # pylint: disable=g-import-not-at-top
+  real = fused_rnn.lstm
+  xw, b, u = jnp.ones((3, 2, 8)), jnp.arange(8.0) / 8, jnp.zeros((2, 8))
+  with step_breakdown.free_recurrence():
+    got = fused_rnn.lstm(activations.hard_sigmoid, xw, b, u)
+    np.testing.assert_allclose(got, jnp.tanh(xw[..., :2] + b[:2]))
+    assert fused_rnn.gru is fused_rnn.lstm
+  assert fused_rnn.lstm is real and fused_rnn.gru is not real
