@@ -27,6 +27,10 @@
 #include <thread>
 #include <vector>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -90,6 +94,17 @@ typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
 
 inline int64_t padded(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
 
+// acc + s w in one rounding where the CPU has AVX-512 (-ffp-contract=off keeps every other
+// multiply and add apart), else a multiply and an add.
+inline Vec multiply_add(float s, Vec w, Vec acc) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<Vec>(_mm512_fmadd_ps(_mm512_set1_ps(s), reinterpret_cast<__m512>(w),
+                                               reinterpret_cast<__m512>(acc)));
+#else
+  return acc + s * w;
+#endif
+}
+
 // A matrix whose rows are zero-padded to ld, a multiple of kLanes.
 struct Padded {
   std::vector<float> data;
@@ -121,16 +136,25 @@ inline void matmul_rows(float* __restrict out, int64_t ldo, const float* __restr
     for (int64_t i = 0; i < k; ++i) {
       Vec wv;
       std::memcpy(&wv, wd + i * w.ld + j, sizeof(Vec));
-      for (int64_t r = 0; r < kRows; ++r) acc[r] += x[r * ldx + i] * wv;
+      for (int64_t r = 0; r < kRows; ++r) acc[r] = multiply_add(x[r * ldx + i], wv, acc[r]);
     }
     for (int64_t r = 0; r < kRows; ++r) std::memcpy(out + r * ldo + j, &acc[r], sizeof(Vec));
   }
 }
 
+// Asks for the rows [row, row + rows) of a (.., width) float array to be brought into cache
+// (the next step's rows of a block: a stride of the whole batch apart from this step's,
+// which the hardware prefetcher does not follow).
+inline void prefetch_rows(const float* a, int64_t row, int64_t rows, int64_t width) {
+  const char* p = reinterpret_cast<const char*>(a + row * width);
+  const int64_t bytes = rows * width * static_cast<int64_t>(sizeof(float));
+  for (int64_t k = 0; k < bytes; k += 64) __builtin_prefetch(p + k);
+}
+
 // Runs body(b0, rows) for the blocks of kRows batch rows (the last may have fewer), on the
 // caller and the pool's threads: each takes the next block from an atomic counter.
-template <typename Body>
-void parallel_rows(ffi::ThreadPool& pool, int64_t batch, Body body) {
+template <typename Pool, typename Body>
+void parallel_rows(Pool& pool, int64_t batch, Body body) {
   const int64_t blocks = (batch + kRows - 1) / kRows;
   const int64_t helpers = std::min<int64_t>(std::max<int64_t>(0, pool.num_threads()),
                                             blocks - 1);
@@ -182,8 +206,8 @@ inline float gate_vjp(float x, float t) {
 
 // xw (T, B, 4H), b (4H), u (H, 4H) -> hs (T, B, H); with zs: zs (T, B, 4H), h_prev and
 // c_prev (T, B, H), the state each step started from.
-template <int32_t kGate>
-void lstm_forward(ffi::ThreadPool& pool, int64_t steps, int64_t batch, int64_t units,
+template <int32_t kGate, typename Pool>
+void lstm_forward(Pool& pool, int64_t steps, int64_t batch, int64_t units,
                   const float* xw, const float* bias, const float* u, float* hs, float* zs,
                   float* h_prev, float* c_prev) {
   const int64_t g = 4 * units, hp = padded(units), gp = padded(g);
@@ -191,6 +215,7 @@ void lstm_forward(ffi::ThreadPool& pool, int64_t steps, int64_t batch, int64_t u
   parallel_rows(pool, batch, [=, &up](int64_t b0, int64_t rows) {
     std::vector<float> h(kRows * hp, 0.0f), c(kRows * hp, 0.0f), z(kRows * gp);
     for (int64_t t = 0; t < steps; ++t) {
+      if (t + 1 < steps) prefetch_rows(xw, (t + 1) * batch + b0, rows, g);
       matmul_rows(z.data(), gp, h.data(), hp, up, units);
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t row = t * batch + b0 + r;
@@ -240,8 +265,8 @@ inline void lstm_cell_bwd(int64_t n, const float* __restrict zi, const float* __
 }
 
 // dhs (T, B, H), zs (T, B, 4H), c_prev (T, B, H), u (H, 4H) -> dzs (T, B, 4H).
-template <int32_t kGate>
-void lstm_backward(ffi::ThreadPool& pool, int64_t steps, int64_t batch, int64_t units,
+template <int32_t kGate, typename Pool>
+void lstm_backward(Pool& pool, int64_t steps, int64_t batch, int64_t units,
                    const float* dhs, const float* zs, const float* c_prev, const float* u,
                    float* dzs) {
   const int64_t g = 4 * units, hp = padded(units), gp = padded(g);
@@ -249,6 +274,12 @@ void lstm_backward(ffi::ThreadPool& pool, int64_t steps, int64_t batch, int64_t 
   parallel_rows(pool, batch, [=, &ut](int64_t b0, int64_t rows) {
     std::vector<float> dh_rec(kRows * hp, 0.0f), dc(kRows * hp, 0.0f), dz(kRows * gp, 0.0f);
     for (int64_t t = steps - 1; t >= 0; --t) {
+      if (t > 0) {
+        const int64_t prev = (t - 1) * batch + b0;
+        prefetch_rows(zs, prev, rows, g);
+        prefetch_rows(c_prev, prev, rows, units);
+        prefetch_rows(dhs, prev, rows, units);
+      }
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t row = t * batch + b0 + r;
         const float *zi = zs + row * g, *zf = zi + units, *zc = zf + units, *zo = zc + units;
@@ -303,8 +334,8 @@ ffi::Error LstmBwd(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> dhs, ffi::Buffer<
 
 // xw (T, B, 3H), b (3H), u (H, 3H) -> hs (T, B, H); with s_zr: s_zr (T, B, 2H),
 // s_h (T, B, H), h_prev (T, B, H).
-template <int32_t kGate>
-void gru_forward(ffi::ThreadPool& pool, int64_t steps, int64_t batch, int64_t units,
+template <int32_t kGate, typename Pool>
+void gru_forward(Pool& pool, int64_t steps, int64_t batch, int64_t units,
                  const float* xw, const float* bias, const float* u, float* hs, float* s_zr,
                  float* s_h, float* h_prev) {
   const int64_t g = 3 * units, hp = padded(units), zp = padded(2 * units);
@@ -314,6 +345,7 @@ void gru_forward(ffi::ThreadPool& pool, int64_t steps, int64_t batch, int64_t un
     std::vector<float> h(kRows * hp, 0.0f), zr(kRows * zp), sh(kRows * hp),
         rh(kRows * hp, 0.0f);
     for (int64_t t = 0; t < steps; ++t) {
+      if (t + 1 < steps) prefetch_rows(xw, (t + 1) * batch + b0, rows, g);
       matmul_rows(zr.data(), zp, h.data(), hp, u_zr, units);
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t row = t * batch + b0 + r;
@@ -365,8 +397,8 @@ inline void gru_update_bwd(int64_t n, const float* __restrict sz, const float* _
 }
 
 // dhs, s_zr, s_h, h_prev, u -> ds_zr (T, B, 2H), ds_h (T, B, H).
-template <int32_t kGate>
-void gru_backward(ffi::ThreadPool& pool, int64_t steps, int64_t batch, int64_t units,
+template <int32_t kGate, typename Pool>
+void gru_backward(Pool& pool, int64_t steps, int64_t batch, int64_t units,
                   const float* dhs, const float* s_zr, const float* s_h, const float* h_prev,
                   const float* u, float* ds_zr, float* ds_h) {
   const int64_t g = 3 * units, hp = padded(units), zp = padded(2 * units);
@@ -377,6 +409,13 @@ void gru_backward(ffi::ThreadPool& pool, int64_t steps, int64_t batch, int64_t u
     std::vector<float> dh_rec(kRows * hp, 0.0f), dsh(kRows * hp, 0.0f),
         dzr(kRows * zp, 0.0f), dr_h(kRows * hp), d_zr(kRows * hp);
     for (int64_t t = steps - 1; t >= 0; --t) {
+      if (t > 0) {
+        const int64_t prev = (t - 1) * batch + b0;
+        prefetch_rows(s_zr, prev, rows, 2 * units);
+        prefetch_rows(s_h, prev, rows, units);
+        prefetch_rows(h_prev, prev, rows, units);
+        prefetch_rows(dhs, prev, rows, units);
+      }
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t row = t * batch + b0 + r;
         const float* sz = s_zr + row * 2 * units;
