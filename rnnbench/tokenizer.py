@@ -23,7 +23,7 @@ import json
 import operator
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -113,21 +113,27 @@ class Tokenizer:
   # Fitting.
 
   def _number(self, texts: Sequence[Any]) -> Numbered:
-    """The texts' tokens numbered (see ``_encode``), from their bytes when they are str."""
+    """The texts' tokens numbered and counted, from their bytes when they are str."""
     numbered = None
     if not self.char_level and all(type(t) is str for t in texts):
-      numbered = _encode_texts(texts, self.filters, self.lower, self.split)
-    return numbered or _encode(self._token_lists(texts))
+      numbered = _encode_texts(texts, self.filters, self.lower, self.split,
+                               with_doc_counts=True)
+    if numbered is None:
+      numbered = _encode(self._token_lists(texts))
+      words, ids, lengths = numbered[:3]
+      numbered = numbered._replace(counts=np.bincount(ids, minlength=len(words)),
+                                   doc_counts=_doc_freq(ids, lengths, len(words)))
+    return numbered
 
   def fit_on_texts(self, texts: Iterable[Any]) -> None:
     """Updates the vocabulary from texts (strings, or lists of tokens)."""
     texts = _as_list(texts)
-    words, ids, lengths = self._number(texts)
-    counts = np.bincount(ids, minlength=len(words))
+    numbered = self._number(texts)
+    words, counts = numbered.words, numbered.counts
     first_fit = not self.word_counts
     self.document_count += len(texts)
     _add_counts(self.word_counts, words, counts.tolist())
-    _add_counts(self.word_docs, words, _doc_freq(ids, lengths, len(words)).tolist())
+    _add_counts(self.word_docs, words, numbered.doc_counts.tolist())
 
     sorted_voc = [] if self.oov_token is None else [self.oov_token]
     sorted_voc.extend(_by_count(self.word_counts, counts if first_fit else None))
@@ -139,7 +145,7 @@ class Tokenizer:
     # Only str texts are immutable, so only they can be recognised again by identity.
     self._memo = None
     if all(type(t) is str for t in texts):
-      self._memo = _Memo(tuple(texts), self._settings(), (words, ids, lengths))
+      self._memo = _Memo(tuple(texts), self._settings(), numbered)
 
   def fit_on_sequences(self, sequences: Sequence[Sequence[int]]) -> None:
     """Updates ``index_docs`` from integer sequences, as Keras does."""
@@ -168,7 +174,7 @@ class Tokenizer:
     else:
       numbered = None
     if numbered is not None:
-      sequences = _sequences(*numbered, self.word_index, self.num_words, oov)
+      sequences = _sequences(*numbered[:3], self.word_index, self.num_words, oov)
       if sequences is not None:
         return sequences
     num_words = self.num_words
@@ -277,9 +283,13 @@ def _as_list(texts: Iterable[Any]) -> Sequence[Any]:
   return texts if isinstance(texts, (list, tuple)) else list(texts)
 
 
-# The distinct tokens of some texts in first-seen order, every token's id (its index in the
-# distinct tokens; int32), and the number of tokens of each text.
-Numbered = tuple[list[Any], np.ndarray, np.ndarray]
+class Numbered(NamedTuple):
+  """The tokens of some texts, numbered."""
+  words: list[Any]  # the distinct tokens, in first-seen order
+  ids: np.ndarray  # (tokens,) int32: each token's index in ``words``, text after text
+  lengths: np.ndarray  # (texts,) int64: the number of tokens of each text
+  counts: np.ndarray | None = None  # (len(words),) int64: how often each word occurs
+  doc_counts: np.ndarray | None = None  # (len(words),) int64: in how many texts
 
 
 def _encode(token_lists: Iterable[list[Any]]) -> Numbered:
@@ -298,7 +308,7 @@ def _encode(token_lists: Iterable[list[Any]]) -> Numbered:
   first_pos = np.fromiter(first.values(), dtype=np.int64, count=len(words))
   dense = np.zeros(len(pos), dtype=np.int32)
   dense[first_pos] = np.arange(len(words), dtype=np.int32)
-  return words, dense[pos], np.array(lengths, dtype=np.int64)
+  return Numbered(words, dense[pos], np.array(lengths, dtype=np.int64))
 
 
 _BYTE_MASKS = np.array([(1 << (8 * i)) - 1 for i in range(9)], dtype=np.uint64)
@@ -306,8 +316,8 @@ _LONG_TOKEN = np.uint64(0xFF << 56)  # the second key word of tokens of over 15 
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9))
 
 
-def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str
-                  ) -> Numbered | None:
+def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
+                  with_doc_counts: bool = False) -> Numbered | None:
   """``_encode`` for str texts split as Keras does, done on all their UTF-8 bytes at once.
 
   Keras' tokens are the runs of characters between ``split`` characters once each filter
@@ -316,11 +326,12 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str
   the ASCII filter bytes are replaced by the split byte (other filters are replaced in the
   str). Every token is then keyed exactly by two integers: its first 8 bytes, and its next 7
   bytes with its length (tokens of over 15 bytes: their number in a dict instead), and
-  ``_slots`` gives equal keys, and only them, the same number.
+  ``_group`` puts equal keys, and only them, together.
 
   Returns:
-    What ``_encode`` returns, or None when ``split`` is not one ASCII character or a text
-    cannot be encoded in UTF-8 (a lone surrogate): then ``_encode`` must do it.
+    What ``_encode`` returns, with ``counts`` (and ``doc_counts`` if ``with_doc_counts``), or
+    None when ``split`` is not one ASCII character or a text cannot be encoded in UTF-8 (a
+    lone surrogate): then ``_encode`` must do it.
   """
   if len(split) != 1 or not split.isascii():
     return None
@@ -351,6 +362,9 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str
   n = len(starts)
   first_token = np.searchsorted(starts, np.cumsum(spans) - spans)
   lengths = np.diff(np.append(first_token, n))
+  if not n:
+    empty = np.zeros(0, np.int64)
+    return Numbered([], np.zeros(0, np.int32), lengths, empty, empty if with_doc_counts else None)
 
   # The key of each token: two 64-bit words. Bytes are read 8 at a time (little-endian).
   num_bytes = ends - starts
@@ -368,13 +382,33 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str
                        zip(starts[long_tokens].tolist(), ends[long_tokens].tolist())]
     k1[long_tokens] = _LONG_TOKEN
 
-  slot = _slots(k0, k1)
-  first = np.full(slot.max() + 1 if n else 0, n, np.int32 if n < 2**31 else np.int64)
-  np.minimum.at(first, slot, np.arange(n, dtype=first.dtype))
-  firsts = np.sort(first[first < n])  # each distinct token's first position, in order
-  word_of_slot = np.empty(len(first), np.int32)
-  word_of_slot[slot[firsts]] = np.arange(len(firsts), dtype=np.int32)
-  ids = word_of_slot[slot]
+  del words8
+  for exact in (False, True):
+    order, new = _group(k0, k1, exact)
+    group_starts = np.flatnonzero(new)  # where each group (distinct token) begins in order
+    by_first = order[group_starts]  # each group's first position
+    rank = np.argsort(by_first)  # the groups in first-seen order
+    firsts = by_first[rank]
+    word_of_group = np.empty(len(rank), np.int32)
+    word_of_group[rank] = np.arange(len(rank), dtype=np.int32)
+    group = np.cumsum(new, dtype=np.int32 if n < 2**31 else np.int64)  # 1 + order[i]'s group
+    ids = np.empty(n, np.int32)
+    ids[order] = word_of_group[group - 1]
+    del group
+    # Unequal keys whose hashes agree (rare) share a group: then group the keys exactly.
+    if exact or all(np.array_equal(k[firsts][ids], k) for k in (k0, k1)):
+      break
+  del k0, k1
+  counts = np.diff(group_starts, append=n)[rank]
+  doc_counts = None
+  if with_doc_counts:
+    # Within a group the positions increase, so each text's first one follows another text's.
+    text_of = np.repeat(np.arange(len(spans), dtype=np.int32 if len(spans) < 2**31 else np.int64),
+                        lengths)[order]
+    first_in_text = new
+    first_in_text[1:] |= text_of[1:] != text_of[:-1]
+    doc_counts = np.add.reduceat(first_in_text, group_starts, dtype=np.int64)[rank]
+    del text_of, first_in_text
 
   # The distinct tokens' bytes, each followed by the split byte, decoded at once.
   word_bytes = num_bytes[firsts]
@@ -384,62 +418,39 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str
   joined[np.arange(total) + np.repeat(np.arange(len(firsts)), word_bytes)] = (
       buf[source + np.arange(total)])
   words = joined.tobytes().decode("utf-8").split(split)[:-1]
-  return words, ids, lengths
+  return Numbered(words, ids, lengths, counts, doc_counts)
 
 
-def _slots(k0: np.ndarray, k1: np.ndarray) -> np.ndarray:
-  """A slot number for each key ``(k0[i], k1[i])``: equal keys, and only they, share one.
+def _group(k0: np.ndarray, k1: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+  """The positions of the keys ``(k0[i], k1[i])``, (n,) uint64 each, grouped by key's hash.
 
-  The slots are those of an open-addressing hash table filled by numpy, all keys at once:
-  see ``_hash_table``. ``k1`` is never 0.
+  Returns:
+    ``order``, (n,) int64: every position once, those of equal keys together and increasing;
+    ``new``, (n,) bool: where a group begins in ``order``. Unless ``exact``, the groups are
+    those of a 64-bit hash's high bits: equal keys always share one, but unequal keys rarely
+    can too (the caller checks). The hash sits above the position in one 64-bit word, so one
+    sort of those words (not an argsort) groups them; ``exact`` sorts the keys themselves.
   """
-  size = 1 << max(10, (len(k0) // 8).bit_length())  # distinct tokens are rarely 1 in 16
-  while True:
-    first_slots = k1 * _MIX[0]  # a hash, whose top bits pick each key's first slot
-    first_slots += k0
-    first_slots *= _MIX[1]
-    first_slots >>= np.uint64(65 - size.bit_length())
-    slots = _hash_table(k0, k1, first_slots.view(np.int64), size)
-    if slots is not None:
-      return slots
-    size *= 4
-
-
-def _hash_table(k0: np.ndarray, k1: np.ndarray, slots: np.ndarray,
-                size: int) -> np.ndarray | None:
-  """Puts every key in a table of ``size`` slots; None if that fills more than half of it.
-
-  ``slots`` holds each key's first slot on entry, and its slot on return (None aside).
-
-  Each round, every key not yet placed looks at its slot (first the top bits of its hash):
-  keys that find it free claim it (one claimant wins), keys that find themselves there are
-  placed, and the others move on to the next slot. All copies of a key move together, so
-  each key ends up in exactly one slot.
-  """
-  mask = size - 1
-  table0 = np.zeros(size, np.uint64)
-  table1 = np.zeros(size, np.uint64)  # 0: free
-  owner = np.full(size, -1, np.int64)
-  todo, slot, a, b = np.arange(len(k0)), slots, k0, k1  # the keys not yet placed
-  used = 0
-  while todo.size:
-    if used:
-      free = table1[slot] == 0
-      owner[slot[free]] = todo[free]
-    else:  # the first round: every slot is free
-      owner[slot] = todo
-    claimed = np.flatnonzero((owner >= 0) & (table1 == 0))
-    used += len(claimed)
-    if 2 * used > size:
-      return None
-    table0[claimed] = k0[owner[claimed]]
-    table1[claimed] = k1[owner[claimed]]
-    found = (table0[slot] == a) & (table1[slot] == b)
-    if slot is not slots:
-      slots[todo[found]] = slot[found]
-    lost = np.flatnonzero(~found)
-    todo, slot, a, b = todo[lost], (slot[lost] + 1) & mask, a[lost], b[lost]
-  return slots
+  n = len(k0)
+  if exact:
+    order = np.lexsort((k1, k0))  # stable: the positions of a key stay increasing
+    new = np.zeros(n, bool)
+    new[:1] = True
+    for k in (k0, k1):
+      sorted_k = k[order]
+      new[1:] |= sorted_k[1:] != sorted_k[:-1]
+    return order, new
+  low = np.uint64((1 << max(1, (n - 1).bit_length())) - 1)  # the position's bits
+  packed = k1 * _MIX[0]
+  packed += k0
+  packed *= _MIX[1]
+  packed &= ~low
+  packed |= np.arange(n, dtype=np.uint64)
+  packed.sort()
+  new = np.ones(n, bool)
+  np.greater(packed[1:] ^ packed[:-1], low, out=new[1:])
+  packed &= low
+  return packed.view(np.int64), new
 
 
 def _doc_freq(ids: np.ndarray, lengths: np.ndarray, vocab_size: int) -> np.ndarray:
