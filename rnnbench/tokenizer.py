@@ -130,17 +130,28 @@ class Tokenizer:
     texts = _as_list(texts)
     numbered = self._number(texts)
     words, counts = numbered.words, numbered.counts
-    first_fit = not self.word_counts
+    doc_counts = numbered.doc_counts.tolist()
+    # Then word_counts and word_docs will hold the words in the order of ``words``.
+    first_fit = not self.word_counts and not self.word_docs
     self.document_count += len(texts)
     _add_counts(self.word_counts, words, counts.tolist())
-    _add_counts(self.word_docs, words, numbered.doc_counts.tolist())
+    _add_counts(self.word_docs, words, doc_counts)
 
     sorted_voc = [] if self.oov_token is None else [self.oov_token]
-    sorted_voc.extend(_by_count(self.word_counts, counts if first_fit else None))
+    if first_fit:  # Keras' stable sort by decreasing count, on the arrays
+      by_count = np.argsort(-counts, kind="stable")
+      sorted_voc.extend(map(words.__getitem__, by_count.tolist()))
+    else:
+      sorted_voc.extend(_by_count(self.word_counts))
     self.word_index = word_index = dict(zip(sorted_voc, range(1, len(sorted_voc) + 1)))
     self.index_word = dict(zip(word_index.values(), word_index))
-    self.index_docs.update(zip(map(word_index.__getitem__, self.word_docs),
-                               self.word_docs.values()))
+    if first_fit and len(word_index) == len(sorted_voc):  # (oov_token not also a word)
+      index = np.empty(len(words), np.int64)  # word_index[w] for w in words
+      index[by_count] = np.arange(len(sorted_voc) - len(words) + 1, len(sorted_voc) + 1)
+      self.index_docs.update(zip(index.tolist(), doc_counts))
+    else:
+      self.index_docs.update(zip(map(word_index.__getitem__, self.word_docs),
+                                 self.word_docs.values()))
 
     # Only str texts are immutable, so only they can be recognised again by identity.
     self._memo = None
@@ -515,13 +526,9 @@ def _gc_paused() -> Iterator[None]:
       gc.enable()
 
 
-def _by_count(counts: dict[Any, int], values: np.ndarray | None = None) -> list[Any]:
-  """The keys by decreasing count, ties in key order: Keras' stable reverse sort.
-
-  ``values``, if given, are the counts as an array, in the same order.
-  """
-  if values is None:
-    values = np.array(list(counts.values()))
+def _by_count(counts: dict[Any, int]) -> list[Any]:
+  """The keys by decreasing count, ties in key order: Keras' stable reverse sort."""
+  values = np.array(list(counts.values()))
   if values.dtype.kind not in "iu":  # not plain ints: let Python compare them
     return sorted(counts, key=counts.__getitem__, reverse=True)
   keys = list(counts)

@@ -171,6 +171,15 @@ def test_fit_on_sequences():
   assert_same_state(ours, keras)
 
 
+def test_fit_on_texts_after_fit_on_sequences():
+  ours, keras = tok.Tokenizer(num_words=5), keras_text.Tokenizer(num_words=5)
+  for t in (ours, keras):
+    t.fit_on_sequences([[1, 2, 2], [40]])  # index_docs entries before the first text fit
+    t.fit_on_texts(TEXTS)
+  assert_same_state(ours, keras)
+  assert list(ours.index_docs)[:2] == list(keras.index_docs)[:2] == [1, 2]  # kept in place
+
+
 def test_text_to_word_sequence():
   for text in TEXTS:
     assert tok.text_to_word_sequence(text) == keras_text.text_to_word_sequence(text)
