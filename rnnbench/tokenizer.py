@@ -493,14 +493,19 @@ def _sequences(words: list[Any], ids: np.ndarray, lengths: np.ndarray,
                oov: int | None) -> list[list[int]] | None:
   """Keras' sequences of numbered texts; None when word_index holds non-int values."""
   values = list(map(word_index.get, words))
-  ints = np.array([-1 if v is None else v for v in values])
-  if len(values) == 0 or ints.dtype.kind not in "iu" or (ints < 0).any():
+  if not values or not set(map(type, values)) <= {int, type(None)}:
     return None
-  drop = np.array([v is None for v in values], dtype=bool)
-  if num_words:
-    drop |= ints >= num_words
   # An object array hands out the very int objects of word_index: no new ints to make.
   lut = np.array(values, dtype=object)
+  drop = np.equal(lut, None)
+  try:
+    ints = np.where(drop, 0, lut).astype(np.int64)
+  except OverflowError:
+    return None
+  if (ints < 0).any():
+    return None
+  if num_words:
+    drop |= ints >= num_words
   lut[drop] = oov
   offsets = np.concatenate([[0], np.cumsum(lengths)])
   if oov is None and drop.any():
@@ -508,9 +513,9 @@ def _sequences(words: list[Any], ids: np.ndarray, lengths: np.ndarray,
     ids = ids[kept]
     offsets = np.concatenate([[0], np.cumsum(kept)])[offsets]
   bounds = offsets.tolist()
+  flat = lut[ids]
   with _gc_paused():
-    flat = lut[ids].tolist()
-    return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    return [flat[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 @contextlib.contextmanager
