@@ -158,6 +158,18 @@ def test_state_changed_after_fit():
   assert ours.texts_to_sequences(TEXTS) == keras.texts_to_sequences(TEXTS)
 
 
+@pytest.mark.parametrize("value", [-3, 0, 2.0, "x", True, np.int64(2), 2**70])
+def test_odd_word_index_values_like_keras(value):
+  ours, keras = fit_both(TEXTS)
+  for t in (ours, keras):
+    t.word_index = dict(t.word_index, cat=value)
+  assert ours.texts_to_sequences(TEXTS) == keras.texts_to_sequences(TEXTS)
+  if not isinstance(value, str):
+    for t in (ours, keras):
+      t.num_words = 4
+    assert ours.texts_to_sequences(TEXTS) == keras.texts_to_sequences(TEXTS)
+
+
 def test_unfitted_with_oov_token():
   ours, keras = tok.Tokenizer(oov_token="x"), keras_text.Tokenizer(oov_token="x")
   assert ours.texts_to_sequences(["a b"]) == keras.texts_to_sequences(["a b"]) == [[None, None]]
