@@ -414,8 +414,9 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
   doc_counts = None
   if with_doc_counts:
     # Within a group the positions increase, so each text's first one follows another text's.
-    text_of = np.repeat(np.arange(len(spans), dtype=np.int32 if len(spans) < 2**31 else np.int64),
-                        lengths)[order]
+    # (The smallest type for the text numbers: a smaller table for the scattered reads.)
+    text_type = next(t for t in (np.uint16, np.uint32, np.uint64) if len(spans) <= np.iinfo(t).max)
+    text_of = np.repeat(np.arange(len(spans), dtype=text_type), lengths)[order]
     first_in_text = new
     first_in_text[1:] |= text_of[1:] != text_of[:-1]
     doc_counts = np.add.reduceat(first_in_text, group_starts, dtype=np.int64)[rank]
