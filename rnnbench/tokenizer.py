@@ -394,33 +394,46 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
     k1[long_tokens] = _LONG_TOKEN
 
   del words8
-  for exact in (False, True):
-    order, new = _group(k0, k1, exact)
-    group_starts = np.flatnonzero(new)  # where each group (distinct token) begins in order
-    by_first = order[group_starts]  # each group's first position
-    rank = np.argsort(by_first)  # the groups in first-seen order
-    firsts = by_first[rank]
-    word_of_group = np.empty(len(rank), np.int32)
-    word_of_group[rank] = np.arange(len(rank), dtype=np.int32)
-    group = np.cumsum(new, dtype=np.int32 if n < 2**31 else np.int64)  # 1 + order[i]'s group
-    ids = np.empty(n, np.int32)
-    ids[order] = word_of_group[group - 1]
-    del group
-    # Unequal keys whose hashes agree (rare) share a group: then group the keys exactly.
-    if exact or all(np.array_equal(k[firsts][ids], k) for k in (k0, k1)):
-      break
-  del k0, k1
-  counts = np.diff(group_starts, append=n)[rank]
-  doc_counts = None
-  if with_doc_counts:
-    # Within a group the positions increase, so each text's first one follows another text's.
-    # (The smallest type for the text numbers: a smaller table for the scattered reads.)
-    text_type = next(t for t in (np.uint16, np.uint32, np.uint64) if len(spans) <= np.iinfo(t).max)
-    text_of = np.repeat(np.arange(len(spans), dtype=text_type), lengths)[order]
-    first_in_text = new
-    first_in_text[1:] |= text_of[1:] != text_of[:-1]
-    doc_counts = np.add.reduceat(first_in_text, group_starts, dtype=np.int64)[rank]
-    del text_of, first_in_text
+  order, new = _group(k0, k1)
+  group_starts = np.flatnonzero(new)  # where each group begins in order
+  by_first = order[group_starts]  # each group's first position
+  rank = np.argsort(by_first)  # the groups in first-seen order
+  firsts = by_first[rank]
+  word_of_group = np.empty(len(rank), np.int32)
+  word_of_group[rank] = np.arange(len(rank), dtype=np.int32)
+  group = np.cumsum(new, dtype=np.int32 if n < 2**31 else np.int64)  # 1 + order[i]'s group
+  ids = np.empty(n, np.int32)
+  ids[order] = word_of_group[group - 1]
+  del group
+  # Unequal keys whose hashes agree (rare) share a group: the tokens whose key is not their
+  # word's first become words of their own, and all words are numbered again.
+  odd = np.flatnonzero((k0 != k0[firsts][ids]) | (k1 != k1[firsts][ids]))
+  if odd.size:  # then the words' tokens are no longer runs of order
+    odd = odd[np.lexsort((k1[odd], k0[odd]))]  # stable: the positions of a key stay increasing
+    odd_new = np.ones(len(odd), bool)
+    odd_new[1:] = (k0[odd[1:]] != k0[odd[:-1]]) | (k1[odd[1:]] != k1[odd[:-1]])
+    ids[odd] = len(firsts) + np.cumsum(odd_new) - 1
+    firsts = np.concatenate([firsts, odd[odd_new]])
+    rank = np.argsort(firsts)
+    firsts = firsts[rank]
+    renumber = np.empty(len(rank), np.int32)
+    renumber[rank] = np.arange(len(rank), dtype=np.int32)
+    ids = renumber[ids]
+    counts = np.bincount(ids, minlength=len(rank))
+    doc_counts = _doc_freq(ids, lengths, len(rank)) if with_doc_counts else None
+  else:  # each word's tokens are a run of order
+    counts = np.diff(group_starts, append=n)[rank]
+    doc_counts = None
+    if with_doc_counts:
+      # A group's positions increase, so its first in each text follows one in another text.
+      # (The smallest type for the text numbers: a smaller table for the scattered reads.)
+      text_type = next(t for t in (np.uint16, np.uint32, np.uint64)
+                       if len(spans) <= np.iinfo(t).max)
+      text_of = np.repeat(np.arange(len(spans), dtype=text_type), lengths)[order]
+      first_in_text = new
+      first_in_text[1:] |= text_of[1:] != text_of[:-1]
+      doc_counts = np.add.reduceat(first_in_text, group_starts, dtype=np.int64)[rank]
+      del text_of, first_in_text
 
   # The distinct tokens' bytes, each followed by the split byte, decoded at once.
   word_bytes = num_bytes[firsts]
@@ -433,25 +446,17 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
   return Numbered(words, ids, lengths, counts, doc_counts)
 
 
-def _group(k0: np.ndarray, k1: np.ndarray, exact: bool) -> tuple[np.ndarray, np.ndarray]:
-  """The positions of the keys ``(k0[i], k1[i])``, (n,) uint64 each, grouped by key's hash.
+def _group(k0: np.ndarray, k1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """The positions of the keys ``(k0[i], k1[i])``, (n,) uint64 each, grouped by hash.
 
   Returns:
-    ``order``, (n,) int64: every position once, those of equal keys together and increasing;
-    ``new``, (n,) bool: where a group begins in ``order``. Unless ``exact``, the groups are
-    those of a 64-bit hash's high bits: equal keys always share one, but unequal keys rarely
-    can too (the caller checks). The hash sits above the position in one 64-bit word, so one
-    sort of those words (not an argsort) groups them; ``exact`` sorts the keys themselves.
+    ``order``, (n,) int64: every position once, in groups, each group's increasing;
+    ``new``, (n,) bool: where a group begins in ``order``. The groups are those of the high
+    bits of a 64-bit hash of the keys: equal keys always share one, but unequal keys can too
+    (rarely). The hash sits above the position in one 64-bit word, so one sort of those words
+    (not an argsort) groups them.
   """
   n = len(k0)
-  if exact:
-    order = np.lexsort((k1, k0))  # stable: the positions of a key stay increasing
-    new = np.zeros(n, bool)
-    new[:1] = True
-    for k in (k0, k1):
-      sorted_k = k[order]
-      new[1:] |= sorted_k[1:] != sorted_k[:-1]
-    return order, new
   low = np.uint64((1 << max(1, (n - 1).bit_length())) - 1)  # the position's bits
   packed = k1 * _MIX[0]
   packed += k0

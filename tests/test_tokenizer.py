@@ -352,6 +352,17 @@ def test_hash_collisions_and_table_growth(monkeypatch):
   assert ours.texts_to_sequences(texts[:10]) == keras.texts_to_sequences(texts[:10])
 
 
+def test_some_hash_collisions(monkeypatch):
+  # A hash of the first 8 bytes only: "abcdefgh" and "abcdefghi" (and others) share groups.
+  monkeypatch.setattr(tok, "_MIX", (np.uint64(0), np.uint64(1)))
+  texts = LONG_TEXTS + TEXTS + ["abcdefghij abcdefgh", "abcdefghi abcdefgh x abcdefghijk"]
+  for kwargs in ({}, {"num_words": 4}):
+    ours, keras = fit_both(texts, **kwargs)
+    assert ours.texts_to_sequences(texts) == keras.texts_to_sequences(texts)
+    other = texts[::-1]  # not the fitted objects: numbered again
+    assert ours.texts_to_sequences(other) == keras.texts_to_sequences(other)
+
+
 def test_gc_state_is_restored():
   import gc  # pylint: disable=g-import-not-at-top
   ours, _ = fit_both(TEXTS)
