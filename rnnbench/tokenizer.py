@@ -347,15 +347,18 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
   if len(split) != 1 or not split.isascii():
     return None
   sep = ord(split)
-  byte_table = bytearray(range(256))
-  for c in filters:
-    if c.isascii():
-      byte_table[ord(c)] = sep
-  docs = (t.lower() for t in texts) if lower else texts
+  # Each byte is lowered (ASCII letters, if lower) and then filtered, so that str.lower and
+  # the other filters are only for the texts that are not all ASCII (lowered, they hold no
+  # ASCII capitals); not when lowering would change the split bytes those filters insert.
+  fold = lower and split.lower() == split
+  ascii_filters = {ord(c) for c in filters if c.isascii()}
+  lowered = bytes(range(256)).lower() if fold else bytes(range(256))
+  byte_table = bytes(sep if b in ascii_filters else b for b in lowered)
+  docs = (t if fold and t.isascii() else t.lower() for t in texts) if lower else texts
   other_filters = {c: split for c in filters if not c.isascii()}
   if other_filters:
     table = str.maketrans(other_filters)
-    docs = (t.translate(table) for t in docs)
+    docs = (t if t.isascii() else t.translate(table) for t in docs)
   try:  # text by text, so that each text's temporary copies are freed at once
     encoded = [t.encode("utf-8").translate(byte_table) for t in docs]
   except UnicodeEncodeError:

@@ -333,6 +333,21 @@ def test_byte_numbering_like_keras(kwargs):
   assert ours.texts_to_sequences(other) == keras.texts_to_sequences(other)
 
 
+@pytest.mark.parametrize("kwargs", [
+    {"filters": "AEIOU"},  # Keras lowers first: capital filters never match
+    {"filters": "aeiou", "split": "T"},
+    {"filters": "A", "lower": False},
+    {"filters": "\u00c9\u00e9", "split": "E"},
+])
+def test_case_and_filters_in_the_byte_pass(kwargs):
+  texts = ["The CAT sat ON the Mat", "\u00c9T\u00c9 \u00e9t\u00e9", "AEIOU aeiou tTt",
+           "\u0130stanbul \u03a3\u0391\u03a3 \u01c5emal \u212a"]
+  ours, keras = fit_both(texts, **kwargs)
+  assert ours.texts_to_sequences(texts) == keras.texts_to_sequences(texts)
+  other = [t.swapcase() for t in texts]
+  assert ours.texts_to_sequences(other) == keras.texts_to_sequences(other)
+
+
 def test_lone_surrogate_falls_back():
   texts = ["ok \ud800 fine", "ok"]
   assert tok._encode_texts(texts, tok.DEFAULT_FILTERS, True, " ") is None
