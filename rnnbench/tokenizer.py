@@ -325,6 +325,7 @@ def _encode(token_lists: Iterable[list[Any]]) -> Numbered:
 _BYTE_MASKS = np.array([(1 << (8 * i)) - 1 for i in range(9)], dtype=np.uint64)
 _LONG_TOKEN = np.uint64(0xFF << 56)  # the second key word of tokens of over 15 bytes
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9))
+_CHUNK = 1 << 20
 
 
 def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
@@ -372,7 +373,9 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
   np.not_equal(buf, sep, out=in_token[1:])
   edges = np.flatnonzero(in_token[1:] != in_token[:-1])
   del in_token
-  starts, ends = edges[0::2], edges[1::2]  # each token's bytes: buf[start:end]
+  starts = edges[0::2].copy()  # each token's bytes: buf[start:start + num_bytes]
+  num_bytes = edges[1::2] - starts
+  del edges
   n = len(starts)
   first_token = np.searchsorted(starts, np.cumsum(spans) - spans)
   lengths = np.diff(np.append(first_token, n))
@@ -381,7 +384,6 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
     return Numbered([], np.zeros(0, np.int32), lengths, empty, empty if with_doc_counts else None)
 
   # The key of each token: two 64-bit words. Bytes are read 8 at a time (little-endian).
-  num_bytes = ends - starts
   words8 = np.ndarray((len(buf) - 7,), dtype="<u8", buffer=corpus, strides=(1,))
   k0 = words8[starts]
   k0 &= _BYTE_MASKS[np.minimum(num_bytes, 8)]
@@ -393,7 +395,8 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
   if long_tokens.size:
     numbers: dict[bytes, int] = {}
     k0[long_tokens] = [numbers.setdefault(corpus[a:b], len(numbers)) for a, b in
-                       zip(starts[long_tokens].tolist(), ends[long_tokens].tolist())]
+                       zip(starts[long_tokens].tolist(),
+                           (starts[long_tokens] + num_bytes[long_tokens]).tolist())]
     k1[long_tokens] = _LONG_TOKEN
 
   del words8
@@ -404,28 +407,26 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
   firsts = by_first[rank]
   word_of_group = np.empty(len(rank), np.int32)
   word_of_group[rank] = np.arange(len(rank), dtype=np.int32)
-  group = np.cumsum(new, dtype=np.int32 if n < 2**31 else np.int64)  # 1 + order[i]'s group
+  sizes = np.diff(group_starts, append=n)
   ids = np.empty(n, np.int32)
-  ids[order] = word_of_group[group - 1]
-  del group
+  ids[order] = np.repeat(word_of_group, sizes)
   # Unequal keys whose hashes agree (rare) share a group: the tokens whose key is not their
-  # word's first become words of their own, and all words are numbered again.
-  odd = np.flatnonzero((k0 != k0[firsts][ids]) | (k1 != k1[firsts][ids]))
-  if odd.size:  # then the words' tokens are no longer runs of order
-    odd = odd[np.lexsort((k1[odd], k0[odd]))]  # stable: the positions of a key stay increasing
-    odd_new = np.ones(len(odd), bool)
-    odd_new[1:] = (k0[odd[1:]] != k0[odd[:-1]]) | (k1[odd[1:]] != k1[odd[:-1]])
-    ids[odd] = len(firsts) + np.cumsum(odd_new) - 1
-    firsts = np.concatenate([firsts, odd[odd_new]])
-    rank = np.argsort(firsts)
-    firsts = firsts[rank]
-    renumber = np.empty(len(rank), np.int32)
-    renumber[rank] = np.arange(len(rank), dtype=np.int32)
-    ids = renumber[ids]
-    counts = np.bincount(ids, minlength=len(rank))
-    doc_counts = _doc_freq(ids, lengths, len(rank)) if with_doc_counts else None
+  # word's first become words of their own.
+  first0, first1 = k0[firsts], k1[firsts]
+  odd = np.concatenate([  # (in chunks: temporaries of _CHUNK items, not n)
+      i + np.flatnonzero((k0[i:i + _CHUNK] != first0[ids[i:i + _CHUNK]])
+                         | (k1[i:i + _CHUNK] != first1[ids[i:i + _CHUNK]]))
+      for i in range(0, n, _CHUNK)])
+  if odd.size:
+    ids, firsts = _split_off(ids, firsts, odd, k0, k1)
+  del k0, k1
+  first_starts, word_bytes = starts[firsts], num_bytes[firsts]
+  del starts, num_bytes
+  if odd.size:
+    counts = np.bincount(ids, minlength=len(firsts))
+    doc_counts = _doc_freq(ids, lengths, len(firsts)) if with_doc_counts else None
   else:  # each word's tokens are a run of order
-    counts = np.diff(group_starts, append=n)[rank]
+    counts = sizes[rank]
     doc_counts = None
     if with_doc_counts:
       # A group's positions increase, so its first in each text follows one in another text.
@@ -436,12 +437,11 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
       first_in_text = new
       first_in_text[1:] |= text_of[1:] != text_of[:-1]
       doc_counts = np.add.reduceat(first_in_text, group_starts, dtype=np.int64)[rank]
-      del text_of, first_in_text
+  del order, new
 
   # The distinct tokens' bytes, each followed by the split byte, decoded at once.
-  word_bytes = num_bytes[firsts]
   total = int(word_bytes.sum())
-  source = np.repeat(starts[firsts] - (np.cumsum(word_bytes) - word_bytes), word_bytes)
+  source = np.repeat(first_starts - (np.cumsum(word_bytes) - word_bytes), word_bytes)
   joined = np.full(total + len(firsts), sep, np.uint8)
   joined[np.arange(total) + np.repeat(np.arange(len(firsts)), word_bytes)] = (
       buf[source + np.arange(total)])
@@ -465,12 +465,35 @@ def _group(k0: np.ndarray, k1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   packed += k0
   packed *= _MIX[1]
   packed &= ~low
-  packed |= np.arange(n, dtype=np.uint64)
+  for i in range(0, n, _CHUNK):  # (in chunks: temporaries of _CHUNK items, not n)
+    packed[i:i + _CHUNK] |= np.arange(i, min(i + _CHUNK, n), dtype=np.uint64)
   packed.sort()
   new = np.ones(n, bool)
-  np.greater(packed[1:] ^ packed[:-1], low, out=new[1:])
+  for i in range(1, n, _CHUNK):
+    j = min(i + _CHUNK, n)
+    np.greater(packed[i:j] ^ packed[i - 1:j - 1], low, out=new[i:j])
   packed &= low
   return packed.view(np.int64), new
+
+
+def _split_off(ids: np.ndarray, firsts: np.ndarray, odd: np.ndarray, k0: np.ndarray,
+               k1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """``ids`` and ``firsts`` once the tokens at positions ``odd`` are words of their own.
+
+  ``ids`` (n,) numbers the tokens by the first positions ``firsts`` (increasing) of their
+  words; ``odd`` are the positions (increasing) whose key ``(k0, k1)`` is not that of their
+  word's first position. Returns the same for the words that equal keys, and only they, make.
+  """
+  odd = odd[np.lexsort((k1[odd], k0[odd]))]  # stable: the positions of a key stay increasing
+  odd_new = np.ones(len(odd), bool)
+  odd_new[1:] = (k0[odd[1:]] != k0[odd[:-1]]) | (k1[odd[1:]] != k1[odd[:-1]])
+  ids = ids.copy()
+  ids[odd] = len(firsts) + np.cumsum(odd_new) - 1
+  firsts = np.concatenate([firsts, odd[odd_new]])
+  rank = np.argsort(firsts)
+  renumber = np.empty(len(rank), np.int32)
+  renumber[rank] = np.arange(len(rank), dtype=np.int32)
+  return renumber[ids], firsts[rank]
 
 
 def _doc_freq(ids: np.ndarray, lengths: np.ndarray, vocab_size: int) -> np.ndarray:
