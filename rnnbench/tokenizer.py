@@ -22,7 +22,7 @@ import itertools
 import json
 import operator
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -325,7 +325,7 @@ def _encode(token_lists: Iterable[list[Any]]) -> Numbered:
 _BYTE_MASKS = np.array([(1 << (8 * i)) - 1 for i in range(9)], dtype=np.uint64)
 _LONG_TOKEN = np.uint64(0xFF << 56)  # the second key word of tokens of over 15 bytes
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9))
-_CHUNK = 1 << 20
+_CHUNK = 1 << 18
 
 
 def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
@@ -369,38 +369,35 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
   corpus = split.encode().join([*encoded, split.encode() * 15])
   del encoded
   buf = np.frombuffer(corpus, np.uint8)
-  in_token = np.zeros(len(buf) + 1, bool)
-  np.not_equal(buf, sep, out=in_token[1:])
-  edges = np.flatnonzero(in_token[1:] != in_token[:-1])
-  del in_token
-  starts = edges[0::2].copy()  # each token's bytes: buf[start:start + num_bytes]
-  num_bytes = edges[1::2] - starts
-  del edges
+  words8 = np.ndarray((len(buf) - 7,), dtype="<u8", buffer=corpus, strides=(1,))
+  text_starts = np.cumsum(spans) - spans  # each text's first byte
+  # Chunks of whole texts (a token never spans two) keep every temporary small: touching
+  # fresh memory costs more here than the numpy passes themselves.
+  bounds = np.append(text_starts, len(buf))
+  cuts = np.unique(np.concatenate([
+      [0], bounds[np.searchsorted(bounds, np.arange(0, len(buf), _CHUNK))], [len(buf)]]))
+  chunk_starts, chunk_bytes = [], []
+  for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+    in_token = np.zeros(b - a + 1, bool)
+    np.not_equal(buf[a:b], sep, out=in_token[1:])  # the chunk ends with a split byte
+    edges = np.flatnonzero(in_token[1:] != in_token[:-1])
+    chunk_starts.append(edges[0::2] + a)
+    chunk_bytes.append((edges[1::2] - edges[0::2]).astype(np.int32))
+  starts = np.concatenate(chunk_starts)  # each token's bytes: buf[start:start + num_bytes]
+  num_bytes = np.concatenate(chunk_bytes)
+  del chunk_starts, chunk_bytes, in_token, edges
   n = len(starts)
-  first_token = np.searchsorted(starts, np.cumsum(spans) - spans)
-  lengths = np.diff(np.append(first_token, n))
+  lengths = np.diff(np.append(np.searchsorted(starts, text_starts), n))
   if not n:
     empty = np.zeros(0, np.int64)
     return Numbered([], np.zeros(0, np.int32), lengths, empty, empty if with_doc_counts else None)
 
-  # The key of each token: two 64-bit words. Bytes are read 8 at a time (little-endian).
-  words8 = np.ndarray((len(buf) - 7,), dtype="<u8", buffer=corpus, strides=(1,))
-  k0 = words8[starts]
-  k0 &= _BYTE_MASKS[np.minimum(num_bytes, 8)]
-  k1 = num_bytes.astype(np.uint64)
-  k1 <<= np.uint64(56)
-  more = np.flatnonzero(num_bytes > 8)
-  k1[more] |= words8[starts[more] + 8] & _BYTE_MASKS[np.minimum(num_bytes[more] - 8, 8)]
-  long_tokens = more[num_bytes[more] > 15]
-  if long_tokens.size:
-    numbers: dict[bytes, int] = {}
-    k0[long_tokens] = [numbers.setdefault(corpus[a:b], len(numbers)) for a, b in
-                       zip(starts[long_tokens].tolist(),
-                           (starts[long_tokens] + num_bytes[long_tokens]).tolist())]
-    k1[long_tokens] = _LONG_TOKEN
+  numbers: dict[bytes, int] = {}  # of the tokens of over 15 bytes
 
-  del words8
-  order, new = _group(k0, k1)
+  def keys(at: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return _keys(corpus, words8, starts[at], num_bytes[at], numbers)
+
+  order, new = _group(n, keys)
   group_starts = np.flatnonzero(new)  # where each group begins in order
   by_first = order[group_starts]  # each group's first position
   rank = np.argsort(by_first)  # the groups in first-seen order
@@ -412,14 +409,15 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
   ids[order] = np.repeat(word_of_group, sizes)
   # Unequal keys whose hashes agree (rare) share a group: the tokens whose key is not their
   # word's first become words of their own.
-  first0, first1 = k0[firsts], k1[firsts]
-  odd = np.concatenate([  # (in chunks: temporaries of _CHUNK items, not n)
-      i + np.flatnonzero((k0[i:i + _CHUNK] != first0[ids[i:i + _CHUNK]])
-                         | (k1[i:i + _CHUNK] != first1[ids[i:i + _CHUNK]]))
-      for i in range(0, n, _CHUNK)])
+  first0, first1 = keys(firsts)
+  odd = []
+  for i in range(0, n, _CHUNK):
+    k0, k1 = keys(slice(i, i + _CHUNK))
+    word = ids[i:i + _CHUNK]
+    odd.append(i + np.flatnonzero((k0 != first0[word]) | (k1 != first1[word])))
+  odd = np.concatenate(odd)
   if odd.size:
-    ids, firsts = _split_off(ids, firsts, odd, k0, k1)
-  del k0, k1
+    ids, firsts = _split_off(ids, firsts, odd, *keys(odd))
   first_starts, word_bytes = starts[firsts], num_bytes[firsts]
   del starts, num_bytes
   if odd.size:
@@ -449,8 +447,31 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
   return Numbered(words, ids, lengths, counts, doc_counts)
 
 
-def _group(k0: np.ndarray, k1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """The positions of the keys ``(k0[i], k1[i])``, (n,) uint64 each, grouped by hash.
+def _keys(corpus: bytes, words8: np.ndarray, starts: np.ndarray, num_bytes: np.ndarray,
+          numbers: dict[bytes, int]) -> tuple[np.ndarray, np.ndarray]:
+  """The key of each token (``num_bytes`` bytes at ``starts`` of ``corpus``): two uint64.
+
+  ``words8`` are the 8 bytes at each offset of corpus (little-endian), which ends with at
+  least 15 spare bytes; ``numbers`` numbers the tokens of over 15 bytes (it grows).
+  """
+  k0 = words8[starts]
+  k0 &= _BYTE_MASKS[np.minimum(num_bytes, 8)]
+  k1 = num_bytes.astype(np.uint64)
+  k1 <<= np.uint64(56)
+  more = np.flatnonzero(num_bytes > 8)
+  k1[more] |= words8[starts[more] + 8] & _BYTE_MASKS[np.minimum(num_bytes[more] - 8, 8)]
+  long_tokens = more[num_bytes[more] > 15]
+  if long_tokens.size:
+    k0[long_tokens] = [numbers.setdefault(corpus[a:a + m], len(numbers)) for a, m in
+                       zip(starts[long_tokens].tolist(), num_bytes[long_tokens].tolist())]
+    k1[long_tokens] = _LONG_TOKEN
+  return k0, k1
+
+
+def _group(n: int, keys: Callable[[slice], tuple[np.ndarray, np.ndarray]]
+           ) -> tuple[np.ndarray, np.ndarray]:
+  """The positions of ``n`` keys, ``keys(positions)`` giving two (len,) uint64 words each,
+  grouped by hash.
 
   Returns:
     ``order``, (n,) int64: every position once, in groups, each group's increasing;
@@ -459,14 +480,16 @@ def _group(k0: np.ndarray, k1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     (rarely). The hash sits above the position in one 64-bit word, so one sort of those words
     (not an argsort) groups them.
   """
-  n = len(k0)
   low = np.uint64((1 << max(1, (n - 1).bit_length())) - 1)  # the position's bits
-  packed = k1 * _MIX[0]
-  packed += k0
-  packed *= _MIX[1]
-  packed &= ~low
+  packed = np.empty(n, np.uint64)
   for i in range(0, n, _CHUNK):  # (in chunks: temporaries of _CHUNK items, not n)
-    packed[i:i + _CHUNK] |= np.arange(i, min(i + _CHUNK, n), dtype=np.uint64)
+    k0, k1 = keys(slice(i, i + _CHUNK))
+    chunk = packed[i:i + _CHUNK]
+    np.multiply(k1, _MIX[0], out=chunk)
+    chunk += k0
+    chunk *= _MIX[1]
+    chunk &= ~low
+    chunk |= np.arange(i, i + len(chunk), dtype=np.uint64)
   packed.sort()
   new = np.ones(n, bool)
   for i in range(1, n, _CHUNK):
@@ -481,12 +504,14 @@ def _split_off(ids: np.ndarray, firsts: np.ndarray, odd: np.ndarray, k0: np.ndar
   """``ids`` and ``firsts`` once the tokens at positions ``odd`` are words of their own.
 
   ``ids`` (n,) numbers the tokens by the first positions ``firsts`` (increasing) of their
-  words; ``odd`` are the positions (increasing) whose key ``(k0, k1)`` is not that of their
-  word's first position. Returns the same for the words that equal keys, and only they, make.
+  words; ``odd`` are the positions (increasing) whose key, ``(k0, k1)`` (len(odd),) each, is
+  not that of their word's first position. Returns the same for the words that equal keys,
+  and only they, make.
   """
-  odd = odd[np.lexsort((k1[odd], k0[odd]))]  # stable: the positions of a key stay increasing
+  by_key = np.lexsort((k1, k0))  # stable: the positions of a key stay increasing
+  odd, k0, k1 = odd[by_key], k0[by_key], k1[by_key]
   odd_new = np.ones(len(odd), bool)
-  odd_new[1:] = (k0[odd[1:]] != k0[odd[:-1]]) | (k1[odd[1:]] != k1[odd[:-1]])
+  odd_new[1:] = (k0[1:] != k0[:-1]) | (k1[1:] != k1[:-1])
   ids = ids.copy()
   ids[odd] = len(firsts) + np.cumsum(odd_new) - 1
   firsts = np.concatenate([firsts, odd[odd_new]])
