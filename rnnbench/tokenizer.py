@@ -377,12 +377,13 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
   cuts = np.unique(np.concatenate([
       [0], bounds[np.searchsorted(bounds, np.arange(0, len(buf), _CHUNK))], [len(buf)]]))
   chunk_starts, chunk_bytes = [], []
+  offset_type = np.int32 if len(buf) < 2**31 else np.int64
   for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
     in_token = np.zeros(b - a + 1, bool)
     np.not_equal(buf[a:b], sep, out=in_token[1:])  # the chunk ends with a split byte
     edges = np.flatnonzero(in_token[1:] != in_token[:-1])
-    chunk_starts.append(edges[0::2] + a)
-    chunk_bytes.append((edges[1::2] - edges[0::2]).astype(np.int32))
+    chunk_starts.append((edges[0::2] + a).astype(offset_type))
+    chunk_bytes.append((edges[1::2] - edges[0::2]).astype(offset_type))
   starts = np.concatenate(chunk_starts)  # each token's bytes: buf[start:start + num_bytes]
   num_bytes = np.concatenate(chunk_bytes)
   del chunk_starts, chunk_bytes, in_token, edges
