@@ -3,10 +3,10 @@
 Outputs are identical to Keras' (the same ``word_counts`` order, ``word_index`` including its
 tie order, the same sequences and padded arrays); only the work is organised differently:
 
-* str texts are lower-cased and encoded as UTF-8 text by text, then split and numbered in
-  numpy over all their bytes at once: no Python object per token (``_encode_texts``);
-  other inputs (lists of tokens, char_level) are split with C-level string methods and
-  numbered in one dict pass;
+* str texts are lower-cased and encoded as UTF-8 text by text, then split, keyed and grouped
+  (one sort of hash|position words) in numpy over all their bytes, in chunks: no Python
+  object per token (``_encode_texts``); other inputs (lists of tokens, char_level) are split
+  with C-level string methods and numbered in one dict pass;
 * ``fit_on_texts`` keeps the token ids of the texts it has just read, so that
   ``texts_to_sequences`` on those same text objects (checked by identity, with unchanged
   tokenisation settings) only maps a numpy array; other str texts are numbered as in fit;
