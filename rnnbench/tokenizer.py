@@ -355,22 +355,28 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
   ascii_filters = {ord(c) for c in filters if c.isascii()}
   lowered = bytes(range(256)).lower() if fold else bytes(range(256))
   byte_table = bytes(sep if b in ascii_filters else b for b in lowered)
-  docs = (t if fold and t.isascii() else t.lower() for t in texts) if lower else texts
+  docs = [t if fold and t.isascii() else t.lower() for t in texts] if lower else texts
   other_filters = {c: split for c in filters if not c.isascii()}
   if other_filters:
     table = str.maketrans(other_filters)
-    docs = (t if t.isascii() else t.translate(table) for t in docs)
-  try:  # text by text, so that each text's temporary copies are freed at once
-    encoded = [t.encode("utf-8").translate(byte_table) for t in docs]
+    docs = [t if t.isascii() else t.translate(table) for t in docs]
+  try:  # (an all-ASCII text is one byte a character)
+    not_ascii = {i: t.encode("utf-8") for i, t in enumerate(docs) if not t.isascii()}
   except UnicodeEncodeError:
     return None
-  spans = np.fromiter(map(len, encoded), np.int64, len(encoded)) + 1  # with the separator
-  # 16 spare separators at the end, for the 8-byte reads below.
-  corpus = split.encode().join([*encoded, split.encode() * 15])
-  del encoded
-  buf = np.frombuffer(corpus, np.uint8)
-  words8 = np.ndarray((len(buf) - 7,), dtype="<u8", buffer=corpus, strides=(1,))
+  spans = np.fromiter(map(len, docs), np.int64, len(docs)) + 1  # with the separator
+  spans[list(not_ascii)] = [len(e) + 1 for e in not_ascii.values()]
   text_starts = np.cumsum(spans) - spans  # each text's first byte
+  # Every text's bytes, each followed by the split byte, and 15 spare split bytes for the
+  # 8-byte reads below, written into one buffer text by text (no copy of them all).
+  corpus = bytearray(int(spans.sum()) + 15)
+  buf = np.frombuffer(corpus, np.uint8)
+  buf.fill(sep)
+  for i, (t, a) in enumerate(zip(docs, text_starts.tolist())):
+    encoded = not_ascii[i] if i in not_ascii else t.encode()
+    corpus[a:a + len(encoded)] = encoded.translate(byte_table)
+  del docs, not_ascii
+  words8 = np.ndarray((len(buf) - 7,), dtype="<u8", buffer=corpus, strides=(1,))
   # Chunks of whole texts (a token never spans two) keep every temporary small: touching
   # fresh memory costs more here than the numpy passes themselves.
   bounds = np.append(text_starts, len(buf))
@@ -448,7 +454,7 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
   return Numbered(words, ids, lengths, counts, doc_counts)
 
 
-def _keys(corpus: bytes, words8: np.ndarray, starts: np.ndarray, num_bytes: np.ndarray,
+def _keys(corpus: bytearray, words8: np.ndarray, starts: np.ndarray, num_bytes: np.ndarray,
           numbers: dict[bytes, int]) -> tuple[np.ndarray, np.ndarray]:
   """The key of each token (``num_bytes`` bytes at ``starts`` of ``corpus``): two uint64.
 
@@ -463,7 +469,7 @@ def _keys(corpus: bytes, words8: np.ndarray, starts: np.ndarray, num_bytes: np.n
   k1[more] |= words8[starts[more] + 8] & _BYTE_MASKS[np.minimum(num_bytes[more] - 8, 8)]
   long_tokens = more[num_bytes[more] > 15]
   if long_tokens.size:
-    k0[long_tokens] = [numbers.setdefault(corpus[a:a + m], len(numbers)) for a, m in
+    k0[long_tokens] = [numbers.setdefault(bytes(corpus[a:a + m]), len(numbers)) for a, m in
                        zip(starts[long_tokens].tolist(), num_bytes[long_tokens].tolist())]
     k1[long_tokens] = _LONG_TOKEN
   return k0, k1
