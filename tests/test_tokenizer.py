@@ -378,6 +378,21 @@ def test_some_hash_collisions(monkeypatch):
     assert ours.texts_to_sequences(other) == keras.texts_to_sequences(other)
 
 
+@pytest.mark.skipif(not hasattr(getattr(np, "_core", None), "multiarray"), reason="numpy 1")
+def test_hugepage_setting_is_restored():
+  set_hugepage = np._core.multiarray._set_madvise_hugepage
+  original = set_hugepage(True)
+  try:
+    for enabled in (True, False):
+      set_hugepage(enabled)
+      ours, _ = fit_both(TEXTS)
+      ours.texts_to_sequences(TEXTS)
+      ours.texts_to_sequences(TEXTS[::-1])
+      assert set_hugepage(enabled) is enabled
+  finally:
+    set_hugepage(original)
+
+
 def test_gc_state_is_restored():
   import gc  # pylint: disable=g-import-not-at-top
   ours, _ = fit_both(TEXTS)
