@@ -333,9 +333,10 @@ def _small_pages() -> Iterator[None]:
   """Asks numpy not to back its new arrays with transparent huge pages, for a while.
 
   The tokenizer's big arrays live for milliseconds, and on this project's machines faulting
-  in a fresh huge page costs more than the passes over it: after a Keras fit, the kernel
-  time of a fit was 0.04-0.26 s with huge pages and 0-0.1 s without. (No-op where numpy has
-  no such switch; it is numpy's NUMPY_MADVISE_HUGEPAGE setting, for this code only.)
+  in a fresh huge page costs more than the passes over it (measured: a fit that follows a
+  Keras fit in the same process spends several times less kernel time without them). This
+  is numpy's NUMPY_MADVISE_HUGEPAGE setting, for this code only; a no-op where numpy has no
+  such switch.
   """
   multiarray = getattr(getattr(np, "_core", None), "multiarray", None)
   set_hugepage = getattr(multiarray, "_set_madvise_hugepage", None)
