@@ -145,7 +145,7 @@ def markdown(result: dict) -> str:
     lines += [f"| all | of rnnbench's total {ours:.3f} s | {total:.3f} |", "",
               f"At that floor the speed-up over keras_preprocessing would be at most "
               f"{keras / total:.2f}; rnnbench's remaining time above it is "
-              f"{ours - total:.3f} s (the fit's hash table and byte pass, padding)."]
+              f"{ours - total:.3f} s (the fit's byte pass, grouping sort and key check, padding)."]
   env = result.get("environment") or {"python": result.get("python"),
                                       "numpy": result.get("numpy"),
                                       "cpu": result.get("machine"), "cpus": result.get("cpus")}

@@ -3,10 +3,10 @@
 Outputs are identical to Keras' (the same ``word_counts`` order, ``word_index`` including its
 tie order, the same sequences and padded arrays); only the work is organised differently:
 
-* str texts are lower-cased and encoded as UTF-8 text by text, then split and numbered in
-  numpy over all their bytes at once: no Python object per token (``_encode_texts``);
-  other inputs (lists of tokens, char_level) are split with C-level string methods and
-  numbered in one dict pass;
+* str texts are lower-cased and encoded as UTF-8 text by text, then split, keyed and grouped
+  (one sort of hash|position words) in numpy over all their bytes, in chunks: no Python
+  object per token (``_encode_texts``); other inputs (lists of tokens, char_level) are split
+  with C-level string methods and numbered in one dict pass;
 * ``fit_on_texts`` keeps the token ids of the texts it has just read, so that
   ``texts_to_sequences`` on those same text objects (checked by identity, with unchanged
   tokenisation settings) only maps a numpy array; other str texts are numbered as in fit;
@@ -22,8 +22,8 @@ import itertools
 import json
 import operator
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -113,33 +113,50 @@ class Tokenizer:
   # Fitting.
 
   def _number(self, texts: Sequence[Any]) -> Numbered:
-    """The texts' tokens numbered (see ``_encode``), from their bytes when they are str."""
+    """The texts' tokens numbered and counted, from their bytes when they are str."""
     numbered = None
     if not self.char_level and all(type(t) is str for t in texts):
-      numbered = _encode_texts(texts, self.filters, self.lower, self.split)
-    return numbered or _encode(self._token_lists(texts))
+      numbered = _encode_texts(texts, self.filters, self.lower, self.split,
+                               with_doc_counts=True)
+    if numbered is None:
+      numbered = _encode(self._token_lists(texts))
+      words, ids, lengths = numbered[:3]
+      numbered = numbered._replace(counts=np.bincount(ids, minlength=len(words)),
+                                   doc_counts=_doc_freq(ids, lengths, len(words)))
+    return numbered
 
   def fit_on_texts(self, texts: Iterable[Any]) -> None:
     """Updates the vocabulary from texts (strings, or lists of tokens)."""
     texts = _as_list(texts)
-    words, ids, lengths = self._number(texts)
-    counts = np.bincount(ids, minlength=len(words))
-    first_fit = not self.word_counts
+    numbered = self._number(texts)
+    words, counts = numbered.words, numbered.counts
+    doc_counts = numbered.doc_counts.tolist()
+    # Then word_counts and word_docs will hold the words in the order of ``words``.
+    first_fit = not self.word_counts and not self.word_docs
     self.document_count += len(texts)
     _add_counts(self.word_counts, words, counts.tolist())
-    _add_counts(self.word_docs, words, _doc_freq(ids, lengths, len(words)).tolist())
+    _add_counts(self.word_docs, words, doc_counts)
 
     sorted_voc = [] if self.oov_token is None else [self.oov_token]
-    sorted_voc.extend(_by_count(self.word_counts, counts if first_fit else None))
+    if first_fit:  # Keras' stable sort by decreasing count, on the arrays
+      by_count = np.argsort(-counts, kind="stable")
+      sorted_voc.extend(map(words.__getitem__, by_count.tolist()))
+    else:
+      sorted_voc.extend(_by_count(self.word_counts))
     self.word_index = word_index = dict(zip(sorted_voc, range(1, len(sorted_voc) + 1)))
     self.index_word = dict(zip(word_index.values(), word_index))
-    self.index_docs.update(zip(map(word_index.__getitem__, self.word_docs),
-                               self.word_docs.values()))
+    if first_fit and len(word_index) == len(sorted_voc):  # (oov_token not also a word)
+      index = np.empty(len(words), np.int64)  # word_index[w] for w in words
+      index[by_count] = np.arange(len(sorted_voc) - len(words) + 1, len(sorted_voc) + 1)
+      self.index_docs.update(zip(index.tolist(), doc_counts))
+    else:
+      self.index_docs.update(zip(map(word_index.__getitem__, self.word_docs),
+                                 self.word_docs.values()))
 
     # Only str texts are immutable, so only they can be recognised again by identity.
     self._memo = None
     if all(type(t) is str for t in texts):
-      self._memo = _Memo(tuple(texts), self._settings(), (words, ids, lengths))
+      self._memo = _Memo(tuple(texts), self._settings(), numbered)
 
   def fit_on_sequences(self, sequences: Sequence[Sequence[int]]) -> None:
     """Updates ``index_docs`` from integer sequences, as Keras does."""
@@ -168,7 +185,7 @@ class Tokenizer:
     else:
       numbered = None
     if numbered is not None:
-      sequences = _sequences(*numbered, self.word_index, self.num_words, oov)
+      sequences = _sequences(*numbered[:3], self.word_index, self.num_words, oov)
       if sequences is not None:
         return sequences
     num_words = self.num_words
@@ -277,9 +294,13 @@ def _as_list(texts: Iterable[Any]) -> Sequence[Any]:
   return texts if isinstance(texts, (list, tuple)) else list(texts)
 
 
-# The distinct tokens of some texts in first-seen order, every token's id (its index in the
-# distinct tokens; int32), and the number of tokens of each text.
-Numbered = tuple[list[Any], np.ndarray, np.ndarray]
+class Numbered(NamedTuple):
+  """The tokens of some texts, numbered."""
+  words: list[Any]  # the distinct tokens, in first-seen order
+  ids: np.ndarray  # (tokens,) int32: each token's index in ``words``, text after text
+  lengths: np.ndarray  # (texts,) int64: the number of tokens of each text
+  counts: np.ndarray | None = None  # (len(words),) int64: how often each word occurs
+  doc_counts: np.ndarray | None = None  # (len(words),) int64: in how many texts
 
 
 def _encode(token_lists: Iterable[list[Any]]) -> Numbered:
@@ -298,16 +319,40 @@ def _encode(token_lists: Iterable[list[Any]]) -> Numbered:
   first_pos = np.fromiter(first.values(), dtype=np.int64, count=len(words))
   dense = np.zeros(len(pos), dtype=np.int32)
   dense[first_pos] = np.arange(len(words), dtype=np.int32)
-  return words, dense[pos], np.array(lengths, dtype=np.int64)
+  return Numbered(words, dense[pos], np.array(lengths, dtype=np.int64))
 
 
 _BYTE_MASKS = np.array([(1 << (8 * i)) - 1 for i in range(9)], dtype=np.uint64)
 _LONG_TOKEN = np.uint64(0xFF << 56)  # the second key word of tokens of over 15 bytes
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9))
+_CHUNK = 1 << 18
 
 
-def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str
-                  ) -> Numbered | None:
+@contextlib.contextmanager
+def _small_pages() -> Iterator[None]:
+  """Asks numpy not to back its new arrays with transparent huge pages, for a while.
+
+  The tokenizer's big arrays live for milliseconds, and on this project's machines faulting
+  in a fresh huge page costs more than the passes over it (measured: a fit that follows a
+  Keras fit in the same process spends several times less kernel time without them). This
+  is numpy's NUMPY_MADVISE_HUGEPAGE setting, for this code only; a no-op where numpy has no
+  such switch.
+  """
+  multiarray = getattr(getattr(np, "_core", None), "multiarray", None)
+  set_hugepage = getattr(multiarray, "_set_madvise_hugepage", None)
+  if set_hugepage is None:
+    yield
+    return
+  previous = set_hugepage(False)
+  try:
+    yield
+  finally:
+    set_hugepage(previous)
+
+
+@_small_pages()
+def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str,
+                  with_doc_counts: bool = False) -> Numbered | None:
   """``_encode`` for str texts split as Keras does, done on all their UTF-8 bytes at once.
 
   Keras' tokens are the runs of characters between ``split`` characters once each filter
@@ -316,45 +361,129 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str
   the ASCII filter bytes are replaced by the split byte (other filters are replaced in the
   str). Every token is then keyed exactly by two integers: its first 8 bytes, and its next 7
   bytes with its length (tokens of over 15 bytes: their number in a dict instead), and
-  ``_slots`` gives equal keys, and only them, the same number.
+  ``_group`` puts equal keys, and only them, together.
 
   Returns:
-    What ``_encode`` returns, or None when ``split`` is not one ASCII character or a text
-    cannot be encoded in UTF-8 (a lone surrogate): then ``_encode`` must do it.
+    What ``_encode`` returns, with ``counts`` (and ``doc_counts`` if ``with_doc_counts``), or
+    None when ``split`` is not one ASCII character or a text cannot be encoded in UTF-8 (a
+    lone surrogate): then ``_encode`` must do it.
   """
   if len(split) != 1 or not split.isascii():
     return None
   sep = ord(split)
-  byte_table = bytearray(range(256))
-  for c in filters:
-    if c.isascii():
-      byte_table[ord(c)] = sep
-  docs = (t.lower() for t in texts) if lower else texts
+  # Each byte is lowered (ASCII letters, if lower) and then filtered, so that str.lower and
+  # the other filters are only for the texts that are not all ASCII (lowered, they hold no
+  # ASCII capitals); not when lowering would change the split bytes those filters insert.
+  fold = lower and split.lower() == split
+  ascii_filters = {ord(c) for c in filters if c.isascii()}
+  lowered = bytes(range(256)).lower() if fold else bytes(range(256))
+  byte_table = bytes(sep if b in ascii_filters else b for b in lowered)
+  docs = [t if fold and t.isascii() else t.lower() for t in texts] if lower else texts
   other_filters = {c: split for c in filters if not c.isascii()}
   if other_filters:
     table = str.maketrans(other_filters)
-    docs = (t.translate(table) for t in docs)
-  try:  # text by text, so that each text's temporary copies are freed at once
-    encoded = [t.encode("utf-8").translate(byte_table) for t in docs]
+    docs = [t if t.isascii() else t.translate(table) for t in docs]
+  try:  # (an all-ASCII text is one byte a character)
+    not_ascii = {i: t.encode("utf-8") for i, t in enumerate(docs) if not t.isascii()}
   except UnicodeEncodeError:
     return None
-  spans = np.fromiter(map(len, encoded), np.int64, len(encoded)) + 1  # with the separator
-  # 16 spare separators at the end, for the 8-byte reads below.
-  corpus = split.encode().join([*encoded, split.encode() * 15])
-  del encoded
+  spans = np.fromiter(map(len, docs), np.int64, len(docs)) + 1  # with the separator
+  spans[list(not_ascii)] = [len(e) + 1 for e in not_ascii.values()]
+  text_starts = np.cumsum(spans) - spans  # each text's first byte
+  # Every text's bytes, each followed by the split byte, and 15 spare split bytes for the
+  # 8-byte reads below, written into one buffer text by text (no copy of them all).
+  corpus = bytearray(int(spans.sum()) + 15)
   buf = np.frombuffer(corpus, np.uint8)
-  in_token = np.zeros(len(buf) + 1, bool)
-  np.not_equal(buf, sep, out=in_token[1:])
-  edges = np.flatnonzero(in_token[1:] != in_token[:-1])
-  del in_token
-  starts, ends = edges[0::2], edges[1::2]  # each token's bytes: buf[start:end]
-  n = len(starts)
-  first_token = np.searchsorted(starts, np.cumsum(spans) - spans)
-  lengths = np.diff(np.append(first_token, n))
-
-  # The key of each token: two 64-bit words. Bytes are read 8 at a time (little-endian).
-  num_bytes = ends - starts
+  buf.fill(sep)
+  for i, (t, a) in enumerate(zip(docs, text_starts.tolist())):
+    encoded = not_ascii[i] if i in not_ascii else t.encode()
+    corpus[a:a + len(encoded)] = encoded.translate(byte_table)
+  del docs, not_ascii
   words8 = np.ndarray((len(buf) - 7,), dtype="<u8", buffer=corpus, strides=(1,))
+  # Chunks of whole texts (a token never spans two) keep every temporary small: touching
+  # fresh memory costs more here than the numpy passes themselves.
+  bounds = np.append(text_starts, len(buf))
+  cuts = np.unique(np.concatenate([
+      [0], bounds[np.searchsorted(bounds, np.arange(0, len(buf), _CHUNK))], [len(buf)]]))
+  chunk_starts, chunk_bytes = [], []
+  offset_type = np.int32 if len(buf) < 2**31 else np.int64
+  for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+    in_token = np.zeros(b - a + 1, bool)
+    np.not_equal(buf[a:b], sep, out=in_token[1:])  # the chunk ends with a split byte
+    edges = np.flatnonzero(in_token[1:] != in_token[:-1])
+    chunk_starts.append((edges[0::2] + a).astype(offset_type))
+    chunk_bytes.append((edges[1::2] - edges[0::2]).astype(offset_type))
+  starts = np.concatenate(chunk_starts)  # each token's bytes: buf[start:start + num_bytes]
+  num_bytes = np.concatenate(chunk_bytes)
+  del chunk_starts, chunk_bytes, in_token, edges
+  n = len(starts)
+  lengths = np.diff(np.append(np.searchsorted(starts, text_starts), n))
+  if not n:
+    empty = np.zeros(0, np.int64)
+    return Numbered([], np.zeros(0, np.int32), lengths, empty, empty if with_doc_counts else None)
+
+  numbers: dict[bytes, int] = {}  # of the tokens of over 15 bytes
+
+  def keys(at: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return _keys(corpus, words8, starts[at], num_bytes[at], numbers)
+
+  order, new = _group(n, keys)
+  group_starts = np.flatnonzero(new)  # where each group begins in order
+  by_first = order[group_starts]  # each group's first position
+  rank = np.argsort(by_first)  # the groups in first-seen order
+  firsts = by_first[rank]
+  word_of_group = np.empty(len(rank), np.int32)
+  word_of_group[rank] = np.arange(len(rank), dtype=np.int32)
+  sizes = np.diff(group_starts, append=n)
+  ids = np.empty(n, np.int32)
+  ids[order] = np.repeat(word_of_group, sizes)
+  # Unequal keys whose hashes agree (rare) share a group: the tokens whose key is not their
+  # word's first become words of their own.
+  first0, first1 = keys(firsts)
+  odd = []
+  for i in range(0, n, _CHUNK):
+    k0, k1 = keys(slice(i, i + _CHUNK))
+    word = ids[i:i + _CHUNK]
+    odd.append(i + np.flatnonzero((k0 != first0[word]) | (k1 != first1[word])))
+  odd = np.concatenate(odd)
+  if odd.size:
+    ids, firsts = _split_off(ids, firsts, odd, *keys(odd))
+  first_starts, word_bytes = starts[firsts], num_bytes[firsts]
+  del starts, num_bytes
+  if odd.size:
+    counts = np.bincount(ids, minlength=len(firsts))
+    doc_counts = _doc_freq(ids, lengths, len(firsts)) if with_doc_counts else None
+  else:  # each word's tokens are a run of order
+    counts = sizes[rank]
+    doc_counts = None
+    if with_doc_counts:
+      # A group's positions increase, so its first in each text follows one in another text.
+      # (The smallest type for the text numbers: a smaller table for the scattered reads.)
+      text_type = next(t for t in (np.uint16, np.uint32, np.uint64)
+                       if len(spans) <= np.iinfo(t).max)
+      text_of = np.repeat(np.arange(len(spans), dtype=text_type), lengths)[order]
+      first_in_text = new
+      first_in_text[1:] |= text_of[1:] != text_of[:-1]
+      doc_counts = np.add.reduceat(first_in_text, group_starts, dtype=np.int64)[rank]
+  del order, new
+
+  # The distinct tokens' bytes, each followed by the split byte, decoded at once.
+  total = int(word_bytes.sum())
+  source = np.repeat(first_starts - (np.cumsum(word_bytes) - word_bytes), word_bytes)
+  joined = np.full(total + len(firsts), sep, np.uint8)
+  joined[np.arange(total) + np.repeat(np.arange(len(firsts)), word_bytes)] = (
+      buf[source + np.arange(total)])
+  words = joined.tobytes().decode("utf-8").split(split)[:-1]
+  return Numbered(words, ids, lengths, counts, doc_counts)
+
+
+def _keys(corpus: bytearray, words8: np.ndarray, starts: np.ndarray, num_bytes: np.ndarray,
+          numbers: dict[bytes, int]) -> tuple[np.ndarray, np.ndarray]:
+  """The key of each token (``num_bytes`` bytes at ``starts`` of ``corpus``): two uint64.
+
+  ``words8`` are the 8 bytes at each offset of corpus (little-endian), which ends with at
+  least 15 spare bytes; ``numbers`` numbers the tokens of over 15 bytes (it grows).
+  """
   k0 = words8[starts]
   k0 &= _BYTE_MASKS[np.minimum(num_bytes, 8)]
   k1 = num_bytes.astype(np.uint64)
@@ -363,83 +492,63 @@ def _encode_texts(texts: Sequence[str], filters: str, lower: bool, split: str
   k1[more] |= words8[starts[more] + 8] & _BYTE_MASKS[np.minimum(num_bytes[more] - 8, 8)]
   long_tokens = more[num_bytes[more] > 15]
   if long_tokens.size:
-    numbers: dict[bytes, int] = {}
-    k0[long_tokens] = [numbers.setdefault(corpus[a:b], len(numbers)) for a, b in
-                       zip(starts[long_tokens].tolist(), ends[long_tokens].tolist())]
+    k0[long_tokens] = [numbers.setdefault(bytes(corpus[a:a + m]), len(numbers)) for a, m in
+                       zip(starts[long_tokens].tolist(), num_bytes[long_tokens].tolist())]
     k1[long_tokens] = _LONG_TOKEN
-
-  slot = _slots(k0, k1)
-  first = np.full(slot.max() + 1 if n else 0, n, np.int32 if n < 2**31 else np.int64)
-  np.minimum.at(first, slot, np.arange(n, dtype=first.dtype))
-  firsts = np.sort(first[first < n])  # each distinct token's first position, in order
-  word_of_slot = np.empty(len(first), np.int32)
-  word_of_slot[slot[firsts]] = np.arange(len(firsts), dtype=np.int32)
-  ids = word_of_slot[slot]
-
-  # The distinct tokens' bytes, each followed by the split byte, decoded at once.
-  word_bytes = num_bytes[firsts]
-  total = int(word_bytes.sum())
-  source = np.repeat(starts[firsts] - (np.cumsum(word_bytes) - word_bytes), word_bytes)
-  joined = np.full(total + len(firsts), sep, np.uint8)
-  joined[np.arange(total) + np.repeat(np.arange(len(firsts)), word_bytes)] = (
-      buf[source + np.arange(total)])
-  words = joined.tobytes().decode("utf-8").split(split)[:-1]
-  return words, ids, lengths
+  return k0, k1
 
 
-def _slots(k0: np.ndarray, k1: np.ndarray) -> np.ndarray:
-  """A slot number for each key ``(k0[i], k1[i])``: equal keys, and only they, share one.
+def _group(n: int, keys: Callable[[slice], tuple[np.ndarray, np.ndarray]]
+           ) -> tuple[np.ndarray, np.ndarray]:
+  """The positions of ``n`` keys, ``keys(positions)`` giving two (len,) uint64 words each,
+  grouped by hash.
 
-  The slots are those of an open-addressing hash table filled by numpy, all keys at once:
-  see ``_hash_table``. ``k1`` is never 0.
+  Returns:
+    ``order``, (n,) int64: every position once, in groups, each group's increasing;
+    ``new``, (n,) bool: where a group begins in ``order``. The groups are those of the high
+    bits of a 64-bit hash of the keys: equal keys always share one, but unequal keys can too
+    (rarely). The hash sits above the position in one 64-bit word, so one sort of those words
+    (not an argsort) groups them.
   """
-  size = 1 << max(10, (len(k0) // 8).bit_length())  # distinct tokens are rarely 1 in 16
-  while True:
-    first_slots = k1 * _MIX[0]  # a hash, whose top bits pick each key's first slot
-    first_slots += k0
-    first_slots *= _MIX[1]
-    first_slots >>= np.uint64(65 - size.bit_length())
-    slots = _hash_table(k0, k1, first_slots.view(np.int64), size)
-    if slots is not None:
-      return slots
-    size *= 4
+  low = np.uint64((1 << max(1, (n - 1).bit_length())) - 1)  # the position's bits
+  packed = np.empty(n, np.uint64)
+  for i in range(0, n, _CHUNK):  # (in chunks: temporaries of _CHUNK items, not n)
+    k0, k1 = keys(slice(i, i + _CHUNK))
+    chunk = packed[i:i + _CHUNK]
+    np.multiply(k1, _MIX[0], out=chunk)
+    chunk += k0
+    chunk *= _MIX[1]
+    chunk &= ~low
+    chunk |= np.arange(i, i + len(chunk), dtype=np.uint64)
+  packed.sort()
+  new = np.ones(n, bool)
+  for i in range(1, n, _CHUNK):
+    j = min(i + _CHUNK, n)
+    np.greater(packed[i:j] ^ packed[i - 1:j - 1], low, out=new[i:j])
+  packed &= low
+  return packed.view(np.int64), new
 
 
-def _hash_table(k0: np.ndarray, k1: np.ndarray, slots: np.ndarray,
-                size: int) -> np.ndarray | None:
-  """Puts every key in a table of ``size`` slots; None if that fills more than half of it.
+def _split_off(ids: np.ndarray, firsts: np.ndarray, odd: np.ndarray, k0: np.ndarray,
+               k1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """``ids`` and ``firsts`` once the tokens at positions ``odd`` are words of their own.
 
-  ``slots`` holds each key's first slot on entry, and its slot on return (None aside).
-
-  Each round, every key not yet placed looks at its slot (first the top bits of its hash):
-  keys that find it free claim it (one claimant wins), keys that find themselves there are
-  placed, and the others move on to the next slot. All copies of a key move together, so
-  each key ends up in exactly one slot.
+  ``ids`` (n,) numbers the tokens by the first positions ``firsts`` (increasing) of their
+  words; ``odd`` are the positions (increasing) whose key, ``(k0, k1)`` (len(odd),) each, is
+  not that of their word's first position. Returns the same for the words that equal keys,
+  and only they, make.
   """
-  mask = size - 1
-  table0 = np.zeros(size, np.uint64)
-  table1 = np.zeros(size, np.uint64)  # 0: free
-  owner = np.full(size, -1, np.int64)
-  todo, slot, a, b = np.arange(len(k0)), slots, k0, k1  # the keys not yet placed
-  used = 0
-  while todo.size:
-    if used:
-      free = table1[slot] == 0
-      owner[slot[free]] = todo[free]
-    else:  # the first round: every slot is free
-      owner[slot] = todo
-    claimed = np.flatnonzero((owner >= 0) & (table1 == 0))
-    used += len(claimed)
-    if 2 * used > size:
-      return None
-    table0[claimed] = k0[owner[claimed]]
-    table1[claimed] = k1[owner[claimed]]
-    found = (table0[slot] == a) & (table1[slot] == b)
-    if slot is not slots:
-      slots[todo[found]] = slot[found]
-    lost = np.flatnonzero(~found)
-    todo, slot, a, b = todo[lost], (slot[lost] + 1) & mask, a[lost], b[lost]
-  return slots
+  by_key = np.lexsort((k1, k0))  # stable: the positions of a key stay increasing
+  odd, k0, k1 = odd[by_key], k0[by_key], k1[by_key]
+  odd_new = np.ones(len(odd), bool)
+  odd_new[1:] = (k0[1:] != k0[:-1]) | (k1[1:] != k1[:-1])
+  ids = ids.copy()
+  ids[odd] = len(firsts) + np.cumsum(odd_new) - 1
+  firsts = np.concatenate([firsts, odd[odd_new]])
+  rank = np.argsort(firsts)
+  renumber = np.empty(len(rank), np.int32)
+  renumber[rank] = np.arange(len(rank), dtype=np.int32)
+  return renumber[ids], firsts[rank]
 
 
 def _doc_freq(ids: np.ndarray, lengths: np.ndarray, vocab_size: int) -> np.ndarray:
@@ -466,19 +575,25 @@ class _Memo:
             and all(map(operator.is_, texts, self.texts)))
 
 
+@_small_pages()
 def _sequences(words: list[Any], ids: np.ndarray, lengths: np.ndarray,
                word_index: dict[Any, Any], num_words: int | None,
                oov: int | None) -> list[list[int]] | None:
   """Keras' sequences of numbered texts; None when word_index holds non-int values."""
   values = list(map(word_index.get, words))
-  ints = np.array([-1 if v is None else v for v in values])
-  if len(values) == 0 or ints.dtype.kind not in "iu" or (ints < 0).any():
+  if not values or not set(map(type, values)) <= {int, type(None)}:
     return None
-  drop = np.array([v is None for v in values], dtype=bool)
-  if num_words:
-    drop |= ints >= num_words
   # An object array hands out the very int objects of word_index: no new ints to make.
   lut = np.array(values, dtype=object)
+  drop = np.equal(lut, None)
+  try:
+    ints = np.where(drop, 0, lut).astype(np.int64)
+  except OverflowError:
+    return None
+  if (ints < 0).any():
+    return None
+  if num_words:
+    drop |= ints >= num_words
   lut[drop] = oov
   offsets = np.concatenate([[0], np.cumsum(lengths)])
   if oov is None and drop.any():
@@ -486,9 +601,9 @@ def _sequences(words: list[Any], ids: np.ndarray, lengths: np.ndarray,
     ids = ids[kept]
     offsets = np.concatenate([[0], np.cumsum(kept)])[offsets]
   bounds = offsets.tolist()
+  flat = lut[ids]
   with _gc_paused():
-    flat = lut[ids].tolist()
-    return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    return [flat[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 @contextlib.contextmanager
@@ -504,13 +619,9 @@ def _gc_paused() -> Iterator[None]:
       gc.enable()
 
 
-def _by_count(counts: dict[Any, int], values: np.ndarray | None = None) -> list[Any]:
-  """The keys by decreasing count, ties in key order: Keras' stable reverse sort.
-
-  ``values``, if given, are the counts as an array, in the same order.
-  """
-  if values is None:
-    values = np.array(list(counts.values()))
+def _by_count(counts: dict[Any, int]) -> list[Any]:
+  """The keys by decreasing count, ties in key order: Keras' stable reverse sort."""
+  values = np.array(list(counts.values()))
   if values.dtype.kind not in "iu":  # not plain ints: let Python compare them
     return sorted(counts, key=counts.__getitem__, reverse=True)
   keys = list(counts)

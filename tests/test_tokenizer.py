@@ -158,6 +158,18 @@ def test_state_changed_after_fit():
   assert ours.texts_to_sequences(TEXTS) == keras.texts_to_sequences(TEXTS)
 
 
+@pytest.mark.parametrize("value", [-3, 0, 2.0, "x", True, np.int64(2), 2**70])
+def test_odd_word_index_values_like_keras(value):
+  ours, keras = fit_both(TEXTS)
+  for t in (ours, keras):
+    t.word_index = dict(t.word_index, cat=value)
+  assert ours.texts_to_sequences(TEXTS) == keras.texts_to_sequences(TEXTS)
+  if not isinstance(value, str):
+    for t in (ours, keras):
+      t.num_words = 4
+    assert ours.texts_to_sequences(TEXTS) == keras.texts_to_sequences(TEXTS)
+
+
 def test_unfitted_with_oov_token():
   ours, keras = tok.Tokenizer(oov_token="x"), keras_text.Tokenizer(oov_token="x")
   assert ours.texts_to_sequences(["a b"]) == keras.texts_to_sequences(["a b"]) == [[None, None]]
@@ -169,6 +181,15 @@ def test_fit_on_sequences():
   ours.fit_on_sequences(seqs)
   keras.fit_on_sequences(seqs)
   assert_same_state(ours, keras)
+
+
+def test_fit_on_texts_after_fit_on_sequences():
+  ours, keras = tok.Tokenizer(num_words=5), keras_text.Tokenizer(num_words=5)
+  for t in (ours, keras):
+    t.fit_on_sequences([[1, 2, 2], [40]])  # index_docs entries before the first text fit
+    t.fit_on_texts(TEXTS)
+  assert_same_state(ours, keras)
+  assert list(ours.index_docs)[:2] == list(keras.index_docs)[:2] == [1, 2]  # kept in place
 
 
 def test_text_to_word_sequence():
@@ -312,6 +333,21 @@ def test_byte_numbering_like_keras(kwargs):
   assert ours.texts_to_sequences(other) == keras.texts_to_sequences(other)
 
 
+@pytest.mark.parametrize("kwargs", [
+    {"filters": "AEIOU"},  # Keras lowers first: capital filters never match
+    {"filters": "aeiou", "split": "T"},
+    {"filters": "A", "lower": False},
+    {"filters": "\u00c9\u00e9", "split": "E"},
+])
+def test_case_and_filters_in_the_byte_pass(kwargs):
+  texts = ["The CAT sat ON the Mat", "\u00c9T\u00c9 \u00e9t\u00e9", "AEIOU aeiou tTt",
+           "\u0130stanbul \u03a3\u0391\u03a3 \u01c5emal \u212a"]
+  ours, keras = fit_both(texts, **kwargs)
+  assert ours.texts_to_sequences(texts) == keras.texts_to_sequences(texts)
+  other = [t.swapcase() for t in texts]
+  assert ours.texts_to_sequences(other) == keras.texts_to_sequences(other)
+
+
 def test_lone_surrogate_falls_back():
   texts = ["ok \ud800 fine", "ok"]
   assert tok._encode_texts(texts, tok.DEFAULT_FILTERS, True, " ") is None
@@ -329,6 +365,32 @@ def test_hash_collisions_and_table_growth(monkeypatch):
   monkeypatch.setattr(tok, "_MIX", (np.uint64(0), np.uint64(0)))
   ours, keras = fit_both(texts[:10])
   assert ours.texts_to_sequences(texts[:10]) == keras.texts_to_sequences(texts[:10])
+
+
+def test_some_hash_collisions(monkeypatch):
+  # A hash of the first 8 bytes only: "abcdefgh" and "abcdefghi" (and others) share groups.
+  monkeypatch.setattr(tok, "_MIX", (np.uint64(0), np.uint64(1)))
+  texts = LONG_TEXTS + TEXTS + ["abcdefghij abcdefgh", "abcdefghi abcdefgh x abcdefghijk"]
+  for kwargs in ({}, {"num_words": 4}):
+    ours, keras = fit_both(texts, **kwargs)
+    assert ours.texts_to_sequences(texts) == keras.texts_to_sequences(texts)
+    other = texts[::-1]  # not the fitted objects: numbered again
+    assert ours.texts_to_sequences(other) == keras.texts_to_sequences(other)
+
+
+@pytest.mark.skipif(not hasattr(getattr(np, "_core", None), "multiarray"), reason="numpy 1")
+def test_hugepage_setting_is_restored():
+  set_hugepage = np._core.multiarray._set_madvise_hugepage
+  original = set_hugepage(True)
+  try:
+    for enabled in (True, False):
+      set_hugepage(enabled)
+      ours, _ = fit_both(TEXTS)
+      ours.texts_to_sequences(TEXTS)
+      ours.texts_to_sequences(TEXTS[::-1])
+      assert set_hugepage(enabled) is enabled
+  finally:
+    set_hugepage(original)
 
 
 def test_gc_state_is_restored():
