@@ -10,7 +10,7 @@ Every round runs, per cell and in alternating order, three fresh processes on th
   train 2 epochs, validate, test, checkpoint;
 * ``rnnbench warm``: the same run again, its data read back from the prepared-array cache.
 
-rnnbench's C++ CPU kernels (``rnnbench/cpu_rnn.cc``, compiled on first use, once per install
+rnnbench's C++ CPU kernels (``rnnbench/cpu_kernels.cc``, compiled on first use, once per install
 and machine) are built once before the rounds, in a folder of their own
 (``$RNNBENCH_KERNELS``), and that build is timed and reported on its own: like the
 notebook's installed TensorFlow, it is not part of a cold run.
@@ -43,7 +43,7 @@ from typing import Any
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rnnbench import cpu_rnn  # pylint: disable=wrong-import-position
+from rnnbench import cpu_kernels  # pylint: disable=wrong-import-position
 from rnnbench import runinfo  # pylint: disable=wrong-import-position
 from rnnbench.data import newsgroups  # pylint: disable=wrong-import-position
 
@@ -106,8 +106,8 @@ def run_notebook(cell: str, home: pathlib.Path, timeout: int) -> dict[str, Any]:
 def build_kernels(kernels: pathlib.Path, timeout: int) -> float | None:
   """Seconds to build rnnbench's CPU kernels into ``kernels`` in a fresh process (the
   library the runs then load), or None where they do not build (the runs use fused_rnn)."""
-  env = {**os.environ, cpu_rnn.KERNELS_ENV: str(kernels)}
-  code = "from rnnbench import cpu_rnn; cpu_rnn.load()"
+  env = {**os.environ, cpu_kernels.KERNELS_ENV: str(kernels)}
+  code = "from rnnbench import cpu_kernels; cpu_kernels.load()"
   start = time.perf_counter()
   done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                         timeout=timeout, check=False, cwd=ROOT)
@@ -120,7 +120,7 @@ def build_kernels(kernels: pathlib.Path, timeout: int) -> float | None:
 def run_rnnbench(cell: str, archive: str, cache: pathlib.Path, workdir: pathlib.Path,
                  timeout: int, kernels: pathlib.Path) -> dict[str, Any]:
   env = {**os.environ, newsgroups.ARCHIVE_ENV: archive, "RNNBENCH_CACHE": str(cache),
-         cpu_rnn.KERNELS_ENV: str(kernels)}
+         cpu_kernels.KERNELS_ENV: str(kernels)}
   wall, _ = _timed([sys.executable, "run.py", f"--config=configs/{cell}.py",
                     f"--workdir={workdir}"], env, timeout)
   summary = json.loads((workdir / "summary.json").read_text())
@@ -181,7 +181,7 @@ def markdown(report: dict[str, Any]) -> str:
             "times since its process started, at the end of each cell (`imports`, `fetch`, "
             "`tokenize`, `build`, `fit`). rnnbench also evaluates the 7,532 test documents and "
             "writes checkpoints; the notebook does neither.", "",
-            ("rnnbench's C++ CPU kernels (rnnbench/cpu_rnn.cc), built once per install and "
+            ("rnnbench's C++ CPU kernels (rnnbench/cpu_kernels.cc), built once per install and "
              f"machine, were built before the rounds in {report['kernel_build_s']:.1f} s "
              "(not part of any run, as the notebook's installed TensorFlow is not)."
              if report.get("kernel_build_s") is not None else

@@ -56,6 +56,7 @@ from jax.interpreters import batching
 from jax.interpreters import mlir
 
 from rnnbench import activations
+from rnnbench import cpu_kernels
 from rnnbench import cpu_rnn
 from rnnbench import fused_rnn
 from rnnbench import scan as scan_lib
@@ -313,7 +314,7 @@ def _cpu_kernel(gate: Activation, dtype, fn):
   cannot partition a custom call), for a gate and dtype they compute, where they build;
   else None."""
   if (jax.default_backend() == "cpu" and jax.device_count() == 1
-      and cpu_rnn.supports(gate, dtype) and cpu_rnn.available()):
+      and cpu_rnn.supports(gate, dtype) and cpu_kernels.available()):
     return fn
   return None
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from rnnbench.configs import default
-from rnnbench import cpu_rnn
+from rnnbench import cpu_kernels
 from rnnbench import cells
 from rnnbench import models
 from rnnbench import runinfo
@@ -88,7 +88,7 @@ def test_report_schema(full_report):
 def test_records_say_which_implementation_ran(full_report):
   lstm = [r for r in full_report["results"] if r["cell"] == "lstm"]
   # impl="auto" on a one-device CPU host: the C++ kernels where they build
-  assert {r["impl"] for r in lstm} == {"cpu" if cpu_rnn.available() else "fused"}
+  assert {r["impl"] for r in lstm} == {"cpu" if cpu_kernels.available() else "fused"}
   m = tiny_config("mingru").model
   assert runner.implementation(m, "float32") == "sequential"
   m.scan = "pallas"

@@ -13,6 +13,7 @@ import pytest
 
 from rnnbench import activations
 from rnnbench import cells
+from rnnbench import cpu_kernels
 from rnnbench import cpu_rnn
 from rnnbench import fused_rnn
 from rnnbench import pallas_rnn
@@ -29,8 +30,8 @@ SHAPES = [(100, 32, 50), (7, 1, 3), (11, 13, 37), (5, 20, 70)]
 def _compiler():
   """These tests need a C++ compiler: skipped without one (it is rnnbench's optional fast
   path; impl="auto" runs fused_rnn there), except under CI, where it must be present."""
-  if cpu_rnn.compiler() is None:
-    message = "no C++ compiler ($CXX, c++, g++, clang++) to build rnnbench/cpu_rnn.cc"
+  if cpu_kernels.compiler() is None:
+    message = "no C++ compiler ($CXX, c++, g++, clang++) to build rnnbench/cpu_kernels.cc"
     if in_ci():
       pytest.fail(message + " (CI is set: the CPU kernels must be tested)")
     pytest.skip(message)
@@ -184,44 +185,44 @@ def test_what_it_refuses():
 def test_build_key_and_errors(tmp_path, monkeypatch):
   """The library's name hashes its source (an edit builds anew); a failing compiler raises
   BuildError with its message and leaves no file behind; a missing one says what to do."""
-  cxx = cpu_rnn.compiler()
-  edited = tmp_path / "cpu_rnn.cc"
-  edited.write_text(cpu_rnn.SOURCE.read_text() + "\n// edited\n")
-  before = cpu_rnn.library_path(cxx)
-  monkeypatch.setattr(cpu_rnn, "SOURCE", edited)
-  assert cpu_rnn.library_path(cxx) != before
+  cxx = cpu_kernels.compiler()
+  edited = tmp_path / "cpu_kernels.cc"
+  edited.write_text(cpu_kernels.SOURCE.read_text() + "\n// edited\n")
+  before = cpu_kernels.library_path(cxx)
+  monkeypatch.setattr(cpu_kernels, "SOURCE", edited)
+  assert cpu_kernels.library_path(cxx) != before
   edited.write_text("this is not C++\n")
   out = tmp_path / "lib" / "x.so"
-  with pytest.raises(cpu_rnn.BuildError, match="failed"):
-    cpu_rnn.build(out, cxx)
+  with pytest.raises(cpu_kernels.BuildError, match="failed"):
+    cpu_kernels.build(out, cxx)
   assert not out.exists() and list(out.parent.iterdir()) == []
-  monkeypatch.setenv(cpu_rnn.KERNELS_ENV, str(tmp_path / "kernels"))
-  assert cpu_rnn.library_path(cxx).parent == tmp_path / "kernels"
+  monkeypatch.setenv(cpu_kernels.KERNELS_ENV, str(tmp_path / "kernels"))
+  assert cpu_kernels.library_path(cxx).parent == tmp_path / "kernels"
   monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-  assert cpu_rnn.compiler() is None
+  assert cpu_kernels.compiler() is None
 
 
 def test_unavailable_warns_once(monkeypatch):
   """Where the kernels do not build, available() is False with one warning naming why."""
   def fail():
-    raise cpu_rnn.BuildError("no C++ compiler found")
-  monkeypatch.setattr(cpu_rnn, "load", fail)
-  cpu_rnn.available.cache_clear()
+    raise cpu_kernels.BuildError("no C++ compiler found")
+  monkeypatch.setattr(cpu_kernels, "load", fail)
+  cpu_kernels.available.cache_clear()
   try:
     with pytest.warns(RuntimeWarning, match="no C.. compiler found.*fused_rnn instead"):
-      assert not cpu_rnn.available()
+      assert not cpu_kernels.available()
     with warnings.catch_warnings():
       warnings.simplefilter("error")
-      assert not cpu_rnn.available()  # cached: no second warning
+      assert not cpu_kernels.available()  # cached: no second warning
   finally:
-    cpu_rnn.available.cache_clear()
+    cpu_kernels.available.cache_clear()
   monkeypatch.undo()
-  assert cpu_rnn.available()
+  assert cpu_kernels.available()
 
 
 def test_source_is_shipped():
   """The C++ source is package data (an installed rnnbench can build it)."""
-  assert cpu_rnn.SOURCE.exists() and cpu_rnn.SOURCE.parent == pathlib.Path(cpu_rnn.__file__).parent
+  assert cpu_kernels.SOURCE.exists() and cpu_kernels.SOURCE.parent == pathlib.Path(cpu_rnn.__file__).parent
 
 
 def test_whole_run_builds_the_kernels_apart(tmp_path, monkeypatch):

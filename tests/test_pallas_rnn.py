@@ -20,7 +20,7 @@ import pytest
 
 from rnnbench.configs import default
 from rnnbench import activations
-from rnnbench import cpu_rnn
+from rnnbench import cpu_kernels
 from rnnbench import fused_rnn
 from rnnbench import models
 from rnnbench import optim
@@ -105,7 +105,7 @@ def test_padding_and_on_chip_bound():
 
 def test_resolve_impl():
   """Which implementation runs, by the platform lowered for, impl and hidden size."""
-  want = {("auto", "cpu"): "cpu" if cpu_rnn.available() else "fused", ("auto", "cuda"): "pallas", ("auto", "gpu"): "pallas",
+  want = {("auto", "cpu"): "cpu" if cpu_kernels.available() else "fused", ("auto", "cuda"): "pallas", ("auto", "gpu"): "pallas",
           ("auto", "tpu"): "fused", ("pallas", "cpu"): "pallas_interpret",
           ("pallas", "cuda"): "pallas", ("pallas", "tpu"): "pallas",
           ("fused", "cuda"): "fused", ("nn_scan", "cuda"): "nn_scan"}
@@ -116,7 +116,7 @@ def test_resolve_impl():
   assert pallas_rnn.resolve_impl("pallas", "cuda", cell="gru", hidden_size=256,
                            dtype="bfloat16") == "fused"
   # a CPU host with one device runs the C++ kernels for "auto" where they build
-  assert pallas_rnn.resolve_impl("auto") == ("cpu" if cpu_rnn.available() else "fused")
+  assert pallas_rnn.resolve_impl("auto") == ("cpu" if cpu_kernels.available() else "fused")
   assert pallas_rnn.resolve_impl("auto", cell="gru_reset_after") == "fused"
   assert pallas_rnn.resolve_impl("auto", recurrent_activation="tanh") == "fused"
   with pytest.raises(ValueError, match="config.model.impl='cudnn'"):
