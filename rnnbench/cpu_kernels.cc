@@ -1,4 +1,9 @@
-// LSTM and GRU (reset_after=False) recurrences for XLA:CPU, called through XLA's FFI.
+// rnnbench's C++ kernels for XLA:CPU, called through XLA's FFI (rnnbench/cpu_kernels.py
+// builds them): the LSTM and GRU (reset_after=False) recurrences (rnnbench/cpu_rnn.py), and
+// Keras' Adam of an embedding table from its gathered rows' gradient
+// (rnnbench/embedding_adam.py), at the end of this file.
+//
+// The recurrences:
 //
 // The math and the residuals are rnnbench/fused_rnn.py's, op for op: the forward computes
 // z_t = (xw_t + b) + h_{t-1} U and the gates, and saves the slabs fused_rnn saves; the
@@ -151,15 +156,16 @@ inline void prefetch_rows(const float* a, int64_t row, int64_t rows, int64_t wid
   for (int64_t k = 0; k < bytes; k += 64) __builtin_prefetch(p + k);
 }
 
-// Runs body(b0, rows) for the blocks of kRows batch rows (the last may have fewer), on the
-// caller and the pool's threads: each takes the next block from an atomic counter.
+// Runs body(start, count) for the blocks of `block` items of [0, n) (the last may have
+// fewer), on the caller and the pool's threads: each takes the next block from an atomic
+// counter, so the caller never waits for a task that has not started.
 template <typename Pool, typename Body>
-void parallel_rows(Pool& pool, int64_t batch, Body body) {
-  const int64_t blocks = (batch + kRows - 1) / kRows;
+void parallel_blocks(Pool& pool, int64_t n, int64_t block, Body body) {
+  const int64_t blocks = (n + block - 1) / block;
   const int64_t helpers = std::min<int64_t>(std::max<int64_t>(0, pool.num_threads()),
                                             blocks - 1);
   if (helpers <= 0) {
-    for (int64_t i = 0; i < blocks; ++i) body(i * kRows, std::min(kRows, batch - i * kRows));
+    for (int64_t i = 0; i < blocks; ++i) body(i * block, std::min(block, n - i * block));
     return;
   }
   struct State {
@@ -167,15 +173,21 @@ void parallel_rows(Pool& pool, int64_t batch, Body body) {
     std::atomic<int64_t> done{0};
   };
   auto state = std::make_shared<State>();
-  auto work = [state, batch, blocks, body]() {
+  auto work = [state, n, block, blocks, body]() {
     for (int64_t i; (i = state->next.fetch_add(1)) < blocks;) {
-      body(i * kRows, std::min(kRows, batch - i * kRows));
+      body(i * block, std::min(block, n - i * block));
       state->done.fetch_add(1, std::memory_order_release);
     }
   };
   for (int64_t i = 0; i < helpers; ++i) pool.Schedule(decltype(work)(work));
   work();
   while (state->done.load(std::memory_order_acquire) < blocks) std::this_thread::yield();
+}
+
+// body(b0, rows) for the blocks of kRows batch rows.
+template <typename Pool, typename Body>
+void parallel_rows(Pool& pool, int64_t batch, Body body) {
+  parallel_blocks(pool, batch, kRows, body);
 }
 
 ffi::Error check_gate(int32_t gate) {
@@ -488,6 +500,81 @@ ffi::Error GruBwd(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> dhs, ffi::Buffer<f
   return ffi::Error::Success();
 }
 
+// One row of Keras' Adam, in place.
+inline void adam_row(int64_t width, float* __restrict p, float* __restrict m,
+                     float* __restrict v, const float* __restrict g, float neg_lr, float b1,
+                     float c1, float b2, float c2, float eps) {
+  for (int64_t e = 0; e < width; ++e) {
+    const float mm = b1 * m[e] + c1 * g[e];
+    const float vv = b2 * v[e] + c2 * (g[e] * g[e]);
+    p[e] = p[e] + (neg_lr * mm) / (std::sqrt(vv) + eps);
+    m[e] = mm;
+    v[e] = vv;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Keras' Adam of an embedding table (V, E) from the gradient of the rows a batch gathered:
+// rows (N, E) at ids (N,). A row's gradient is the sum of its gathered rows' gradients (in
+// their order; 0 for a row no token touched), and then every row of p, m and v is read and
+// written once, with optim.keras_adam's ops in its order:
+//   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  p = p + (-lr_t m) / (sqrt(v) + eps),
+// so rows no token touched decay, as in Keras' dense update. Ids outside [0, V) are dropped,
+// as XLA's scatter drops them.
+
+// p, m, v are updated in place (the custom call aliases them to its outputs).
+template <typename Pool>
+void embedding_adam(Pool& pool, int64_t vocab, int64_t width, int64_t n, float* p, float* m,
+                    float* v, const int32_t* ids, const float* rows, float lr_t, float b1,
+                    float c1, float b2, float c2, float eps) {
+  std::vector<int32_t> head(vocab, -1), next(n, -1);
+  for (int64_t i = n - 1; i >= 0; --i) {  // each row's list of its ids' positions, ascending
+    const int32_t id = ids[i];
+    if (id < 0 || id >= vocab) continue;
+    next[i] = head[id];
+    head[id] = static_cast<int32_t>(i);
+  }
+  const int32_t* headp = head.data();
+  const int32_t* nextp = next.data();
+  const float neg_lr = -lr_t;
+  parallel_blocks(pool, vocab, 256, [=](int64_t r0, int64_t count) {
+    std::vector<float> g(width);
+    for (int64_t r = r0; r < r0 + count; ++r) {
+      std::fill(g.begin(), g.end(), 0.0f);
+      for (int32_t i = headp[r]; i >= 0; i = nextp[i]) {
+        const float* src = rows + static_cast<int64_t>(i) * width;
+        for (int64_t e = 0; e < width; ++e) g[e] += src[e];
+      }
+      adam_row(width, p + r * width, m + r * width, v + r * width, g.data(), neg_lr, b1, c1,
+               b2, c2, eps);
+    }
+  });
+}
+
+ffi::Error EmbeddingAdam(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi::F32> m,
+                         ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi::S32> ids,
+                         ffi::Buffer<ffi::F32> rows, ffi::Buffer<ffi::F32> lr_t,
+                         ffi::ResultBuffer<ffi::F32> p_out, ffi::ResultBuffer<ffi::F32> m_out,
+                         ffi::ResultBuffer<ffi::F32> v_out, float beta_1,
+                         float one_minus_beta_1, float beta_2, float one_minus_beta_2,
+                         float epsilon) {
+  auto d = p.dimensions();
+  if (d.size() != 2 || rows.dimensions().size() != 2 || rows.dimensions()[1] != d[1] ||
+      ids.element_count() != rows.dimensions()[0])
+    return ffi::Error::InvalidArgument("embedding_adam: p (V, E), ids (N,), rows (N, E)");
+  // The outputs alias the inputs (input_output_aliases): XLA hands the same buffers, copying
+  // an input first where it cannot be donated. Copy anyway if it ever does not.
+  const size_t bytes = static_cast<size_t>(p.element_count()) * sizeof(float);
+  if (p_out->typed_data() != p.typed_data()) std::memcpy(p_out->typed_data(), p.typed_data(), bytes);
+  if (m_out->typed_data() != m.typed_data()) std::memcpy(m_out->typed_data(), m.typed_data(), bytes);
+  if (v_out->typed_data() != v.typed_data()) std::memcpy(v_out->typed_data(), v.typed_data(), bytes);
+  embedding_adam(pool, d[0], d[1], rows.dimensions()[0], p_out->typed_data(),
+                 m_out->typed_data(), v_out->typed_data(), ids.typed_data(), rows.typed_data(),
+                 lr_t.typed_data()[0], beta_1, one_minus_beta_1, beta_2, one_minus_beta_2,
+                 epsilon);
+  return ffi::Error::Success();
+}
+
 using F32 = ffi::Buffer<ffi::F32>;
 using R32 = ffi::ResultBuffer<ffi::F32>;
 
@@ -511,6 +598,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchGruFwd, GruFwd,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchGruInfer, GruInfer,
                               ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>().Arg<F32>()
                                   .Arg<F32>().Ret<F32>().Attr<int32_t>("gate"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchEmbeddingAdam, EmbeddingAdam,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>().Arg<ffi::Buffer<ffi::S32>>().Arg<F32>()
+                                  .Arg<F32>().Ret<F32>().Ret<F32>().Ret<F32>()
+                                  .Attr<float>("beta_1").Attr<float>("one_minus_beta_1")
+                                  .Attr<float>("beta_2").Attr<float>("one_minus_beta_2")
+                                  .Attr<float>("epsilon"));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchGruBwd, GruBwd,
                               ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>().Arg<F32>()
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Ret<F32>().Ret<F32>()

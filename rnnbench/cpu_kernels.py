@@ -38,6 +38,7 @@ TARGETS = {  # FFI target name -> the symbol cpu_kernels.cc exports
     "rnnbench_lstm_fwd": "RnnbenchLstmFwd", "rnnbench_lstm_infer": "RnnbenchLstmInfer",
     "rnnbench_lstm_bwd": "RnnbenchLstmBwd", "rnnbench_gru_fwd": "RnnbenchGruFwd",
     "rnnbench_gru_infer": "RnnbenchGruInfer", "rnnbench_gru_bwd": "RnnbenchGruBwd",
+    "rnnbench_embedding_adam": "RnnbenchEmbeddingAdam",
 }
 
 

@@ -29,9 +29,21 @@ class KerasAdamState(NamedTuple):
   nu: optax.Updates
 
 
+def keras_adam_lr_t(lr: jax.Array | float, count: jax.Array, beta_1: float,
+                    beta_2: float) -> jax.Array:
+  """Keras' bias-corrected step size at update ``count`` (1 for the first)."""
+  t = count.astype(jnp.float32)
+  return lr * jnp.sqrt(1.0 - jnp.power(jnp.float32(beta_2), t)) / (
+      1.0 - jnp.power(jnp.float32(beta_1), t))
+
+
 def keras_adam(learning_rate: optax.ScalarOrSchedule = 1e-3, beta_1: float = 0.9,
                beta_2: float = 0.999, epsilon: float = 1e-7) -> optax.GradientTransformation:
-  """Adam exactly as ``keras.optimizers.Adam`` applies it (updates to add to the params)."""
+  """Adam exactly as ``keras.optimizers.Adam`` applies it (updates to add to the params).
+
+  Its update function carries the hyperparameters (``keras_adam_hyperparams``), for the
+  train step's one-pass update of the embedding table (``rnnbench.embedding_adam``).
+  """
 
   def init_fn(params: optax.Params) -> KerasAdamState:
     zeros = lambda p: jnp.zeros_like(p)
@@ -43,9 +55,7 @@ def keras_adam(learning_rate: optax.ScalarOrSchedule = 1e-3, beta_1: float = 0.9
     del params
     lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
     count = state.count + 1
-    t = count.astype(jnp.float32)
-    lr_t = lr * jnp.sqrt(1.0 - jnp.power(jnp.float32(beta_2), t)) / (
-        1.0 - jnp.power(jnp.float32(beta_1), t))
+    lr_t = keras_adam_lr_t(lr, count, beta_1, beta_2)
     mu = jax.tree.map(lambda m, g: beta_1 * m + (1.0 - beta_1) * g, state.mu, updates)
     nu = jax.tree.map(lambda v, g: beta_2 * v + (1.0 - beta_2) * jnp.square(g),
                       state.nu, updates)
@@ -53,7 +63,20 @@ def keras_adam(learning_rate: optax.ScalarOrSchedule = 1e-3, beta_1: float = 0.9
         lambda m, v: (-lr_t * m / (jnp.sqrt(v) + epsilon)).astype(m.dtype), mu, nu)
     return updates, KerasAdamState(count=count, mu=mu, nu=nu)
 
+  update_fn.keras_adam = KerasAdamHyperparams(learning_rate, beta_1, beta_2, epsilon)
   return optax.GradientTransformation(init_fn, update_fn)
+
+
+class KerasAdamHyperparams(NamedTuple):
+  learning_rate: optax.ScalarOrSchedule
+  beta_1: float
+  beta_2: float
+  epsilon: float
+
+
+def keras_adam_hyperparams(tx: optax.GradientTransformation) -> KerasAdamHyperparams | None:
+  """The hyperparameters of a ``keras_adam`` (not wrapped in a chain), else None."""
+  return getattr(tx.update, "keras_adam", None)
 
 
 _OPTIMIZERS = {"keras_adam": keras_adam, "adam": optax.adam}
@@ -161,4 +184,5 @@ def mixed_precision(apply_fn: Callable[..., jax.Array], dtype: str) -> Callable[
         lambda p: p.astype(compute) if jnp.issubdtype(p.dtype, jnp.floating) else p, variables)
     return apply_fn(cast, *args, **kwargs).astype(jnp.float32)
 
+  apply.compute_dtype = dtype
   return apply

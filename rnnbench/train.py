@@ -34,6 +34,7 @@ from flax import serialization
 from flax.training import train_state
 
 from rnnbench import checkpoint
+from rnnbench import embedding_adam
 from rnnbench import input_pipeline
 from rnnbench import metric_log
 from rnnbench import models
@@ -119,6 +120,22 @@ def _train_step(state: TrainState, batch, metrics, loss_fn):
     losses = loss_fn(logits, y)
     return optim.batch_loss(losses, w), (losses, logits)
 
+  if embedding_adam.applies(state):  # the table's update in one pass, from its rows' gradient
+    embedded = state.params["embedding"]["embeddings"].shape[-1:]
+    rows = jnp.zeros(x.shape + embedded, jnp.float32)
+
+    def loss_of_rows(params, rows):
+      tokens = []
+      with embedding_adam.gathered_rows(rows, tokens):
+        loss, aux = loss_of(params)
+      if len(tokens) != 1:
+        raise ValueError(f"the model looked up its embedding {len(tokens)} times, not once")
+      return loss, (*aux, tokens[0])
+
+    (grads, rows_grad), (losses, logits, tokens) = jax.grad(
+        loss_of_rows, argnums=(0, 1), has_aux=True)(state.params, rows)
+    return (embedding_adam.apply_gradients(state, grads, tokens, rows_grad),
+            _accumulate(metrics, losses, logits, y, w, state.step))
   grads, (losses, logits) = jax.grad(loss_of, has_aux=True)(state.params)
   return state.apply_gradients(grads=grads), _accumulate(metrics, losses, logits, y, w, state.step)
 
