@@ -341,6 +341,11 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 NOTES = [
+    "rnnbench's train_step rows are what run.py runs: on one "
+    "CPU device with Keras' Adam the step updates the embedding table in one pass from the "
+    "gradient of the rows the batch gathered (rnnbench.embedding_adam), so it has no dense "
+    "table gradient; model_fwd_bwd (the dense gradients), embedding_bwd and the optimizer "
+    "rows are the dense path it replaces.",
     "The parts do not add up to the train step exactly: inside the step XLA fuses across "
     "the parts' borders (e.g. the embedding gradient into Adam), reuses donated buffers "
     "(the parts are not donated, so each allocates its outputs) and adds the dropout key, "
