@@ -14,9 +14,11 @@ updates ``p``, ``m`` and ``v`` in place, each read and written once, with
 
 Equal to the dense update to float32 rounding (the sum of a row's repeated tokens' gradients
 may be in another order, and XLA may fuse a multiply and an add that the kernel rounds apart):
-``tests/test_embedding_adam.py``. The train step uses it when ``applies``: Keras' Adam
+``tests/test_embedding_adam.py``. The train step uses it when ``applies`` (Keras' Adam
 without gradient clipping, a float32 step, a model with an ``embedding`` table, one CPU
-device, and the kernels build here; else the dense update.
+device, and the kernels build here) and only where it is lowered for cpu
+(``jax.lax.platform_dependent``: a CUDA export made on a CPU host has the dense update);
+else the dense update.
 """
 
 from __future__ import annotations

@@ -110,7 +110,21 @@ def _finish(metrics) -> dict[str, float]:
 # --- The steps ---------------------------------------------------------------------------------
 
 def _train_step(state: TrainState, batch, metrics, loss_fn):
-  """One optimizer update on a (possibly padded) batch; returns the new state and metrics."""
+  """One optimizer update on a (possibly padded) batch; returns the new state and metrics.
+
+  Lowered for cpu where ``embedding_adam.applies``, the embedding table is updated in one
+  pass from its gathered rows' gradient (``_rows_step``); elsewhere, and lowered for any other
+  platform (a CUDA export made on a CPU host), the dense update (``_dense_step``).
+  """
+  dense = functools.partial(_dense_step, loss_fn=loss_fn)
+  if not embedding_adam.applies(state):
+    return dense(state, batch, metrics)
+  rows = functools.partial(_rows_step, loss_fn=loss_fn)
+  return jax.lax.platform_dependent(state, batch, metrics, cpu=rows, default=dense)
+
+
+def _loss_of(state: TrainState, batch, loss_fn):
+  """``params -> (loss, (losses, logits))`` of the step's batch, dropout on."""
   x, y, w = batch
   dropout_key = jax.random.fold_in(state.dropout_key, state.step)
 
@@ -120,24 +134,33 @@ def _train_step(state: TrainState, batch, metrics, loss_fn):
     losses = loss_fn(logits, y)
     return optim.batch_loss(losses, w), (losses, logits)
 
-  if embedding_adam.applies(state):  # the table's update in one pass, from its rows' gradient
-    embedded = state.params["embedding"]["embeddings"].shape[-1:]
-    rows = jnp.zeros(x.shape + embedded, jnp.float32)
+  return loss_of
 
-    def loss_of_rows(params, rows):
-      tokens = []
-      with embedding_adam.gathered_rows(rows, tokens):
-        loss, aux = loss_of(params)
-      if len(tokens) != 1:
-        raise ValueError(f"the model looked up its embedding {len(tokens)} times, not once")
-      return loss, (*aux, tokens[0])
 
-    (grads, rows_grad), (losses, logits, tokens) = jax.grad(
-        loss_of_rows, argnums=(0, 1), has_aux=True)(state.params, rows)
-    return (embedding_adam.apply_gradients(state, grads, tokens, rows_grad),
-            _accumulate(metrics, losses, logits, y, w, state.step))
-  grads, (losses, logits) = jax.grad(loss_of, has_aux=True)(state.params)
+def _dense_step(state: TrainState, batch, metrics, loss_fn):
+  _, y, w = batch
+  grads, (losses, logits) = jax.grad(_loss_of(state, batch, loss_fn), has_aux=True)(state.params)
   return state.apply_gradients(grads=grads), _accumulate(metrics, losses, logits, y, w, state.step)
+
+
+def _rows_step(state: TrainState, batch, metrics, loss_fn):
+  """``_dense_step`` with the gradient taken at the gathered embedding rows, not the table."""
+  x, y, w = batch
+  loss_of = _loss_of(state, batch, loss_fn)
+  rows = jnp.zeros(x.shape + state.params["embedding"]["embeddings"].shape[-1:], jnp.float32)
+
+  def loss_of_rows(params, rows):
+    tokens = []
+    with embedding_adam.gathered_rows(rows, tokens):
+      loss, aux = loss_of(params)
+    if len(tokens) != 1:
+      raise ValueError(f"the model looked up its embedding {len(tokens)} times, not once")
+    return loss, (*aux, tokens[0])
+
+  (grads, rows_grad), (losses, logits, tokens) = jax.grad(
+      loss_of_rows, argnums=(0, 1), has_aux=True)(state.params, rows)
+  return (embedding_adam.apply_gradients(state, grads, tokens, rows_grad),
+          _accumulate(metrics, losses, logits, y, w, state.step))
 
 
 def _eval_step(params, batch, metrics, apply_fn, loss_fn):

@@ -115,6 +115,19 @@ def test_train_steps_equal_the_dense_update(options, monkeypatch):
                          .params["embedding"]["embeddings"])
 
 
+def test_cuda_export_has_the_dense_update():
+  """Lowered for CUDA on this CPU host the train step has no CPU custom call (the dense
+  update); lowered for cpu it calls the kernel."""
+  config = default.get_config()
+  config.model.impl = "fused"
+  state = jax.eval_shape(lambda: train.create_train_state(config, 20, jax.random.key(0)))
+  batch = (jnp.zeros((32, 100), jnp.int32), jnp.zeros(32, jnp.int32), jnp.ones(32))
+  step = jax.jit(functools.partial(train._train_step, loss_fn=optim.keras_categorical_crossentropy))
+  cuda = jax.export.export(step, platforms=["cuda"])(state, batch, train.zero_metrics())
+  assert "rnnbench_embedding_adam" not in cuda.mlir_module()
+  assert "rnnbench_embedding_adam" in step.lower(state, batch, train.zero_metrics()).as_text()
+
+
 def test_when_it_applies(monkeypatch):
   """Keras' Adam alone (not optax's adam, not under gradient clipping), a float32 step, and
   the kernels available; the jitted, donated train step runs it (and keeps running)."""
