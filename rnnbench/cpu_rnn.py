@@ -129,7 +129,6 @@ def gru_bwd(gate, unroll, res, dhs):
   """``fused_rnn._gru_bwd``: the gradients of ``xw``, ``b`` and ``u``."""
   del unroll
   s_zr, s_h, h_prev, u = res
-  units = u.shape[0]
   ds_zr, ds_h = _call("rnnbench_gru_bwd", [s_zr.shape, s_h.shape], gate, dhs, s_zr, s_h,
                       h_prev, u)
   dxw = jnp.concatenate([ds_zr, ds_h], axis=-1)

@@ -41,7 +41,7 @@ TABLE = ("embedding", "embeddings")  # the table's path in the params
 
 def applies(state) -> bool:
   """Whether ``state``'s train step can update its embedding table with the kernel."""
-  table = state.params.get(TABLE[0], {}).get(TABLE[1]) if hasattr(state.params, "get") else None
+  table = state.params.get(TABLE[0], {}).get(TABLE[1])
   return (optim.keras_adam_hyperparams(state.tx) is not None and table is not None
           and table.dtype == jnp.float32
           and getattr(state.apply_fn, "compute_dtype", "float32") == "float32"

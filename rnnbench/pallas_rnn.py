@@ -116,8 +116,7 @@ def resolve_impl(impl: str, platform: str | None = None, *, cell: str = "lstm",
   platform = "cuda" if platform == "gpu" else platform
   if impl == "auto" and platform == "cpu":
     gate = activations.get_activation(recurrent_activation)
-    runs = (cell in ("lstm", "gru") and _cpu_kernel(gate, dtype, True) is not None)
-    return "cpu" if runs else "fused"
+    return "cpu" if cell in ("lstm", "gru") and _cpu_runs(gate, dtype) else "fused"
   if hidden_size is not None and not fits_on_chip(cell, hidden_size, dtype):
     return "fused"
   if impl == "auto":
@@ -308,15 +307,17 @@ def _fits(cell: str, u: jax.Array) -> bool:
   return fits_on_chip(cell, u.shape[0], u.dtype)
 
 
-def _cpu_kernel(gate: Activation, dtype, fn):
-  """``fn`` if ``mode="auto"`` runs the C++ kernels (``rnnbench.cpu_rnn``) when lowered for
+def _cpu_runs(gate: Activation, dtype) -> bool:
+  """Whether ``mode="auto"`` runs the C++ kernels (``rnnbench.cpu_rnn``) when lowered for
   cpu: on a host with ONE CPU device (with several, the batch is sharded over them and XLA
-  cannot partition a custom call), for a gate and dtype they compute, where they build;
-  else None."""
-  if (jax.default_backend() == "cpu" and jax.device_count() == 1
-      and cpu_rnn.supports(gate, dtype) and cpu_kernels.available()):
-    return fn
-  return None
+  cannot partition a custom call), for a gate and dtype they compute, where they build."""
+  return (jax.default_backend() == "cpu" and jax.device_count() == 1
+          and cpu_rnn.supports(gate, dtype) and cpu_kernels.available())
+
+
+def _cpu_kernel(gate: Activation, dtype, fn):
+  """``fn`` where ``_cpu_runs``, else None (``_dispatch``'s ``cpu``)."""
+  return fn if _cpu_runs(gate, dtype) else None
 
 
 def _zeros(hp):
