@@ -61,6 +61,7 @@ from rnnbench.configs import default  # pylint: disable=wrong-import-position
 from rnnbench import activations  # pylint: disable=wrong-import-position
 from rnnbench import optim  # pylint: disable=wrong-import-position
 from rnnbench import input_pipeline  # pylint: disable=wrong-import-position
+from rnnbench import models  # pylint: disable=wrong-import-position
 from rnnbench import runinfo  # pylint: disable=wrong-import-position
 from rnnbench import train  # pylint: disable=wrong-import-position
 
@@ -76,6 +77,7 @@ class Lead:
   compiler_options: dict[str, Any] = dataclasses.field(default_factory=dict)
   clip_hard_sigmoid: bool = False   # the committed hard sigmoid: plain jnp.clip autodiff
   sparse_embedding_adam: bool = False
+  rows_projection: bool = True      # the first layer projects each distinct token's row once
 
 
 LEADS = {lead.name: lead for lead in [
@@ -87,9 +89,12 @@ LEADS = {lead.name: lead for lead in [
     Lead("fused_1thread_eigen", {"impl": "fused", "unroll": 1},
          {"xla_cpu_multi_thread_eigen": False}),
     Lead("sparse_embedding_adam", {"impl": "fused", "unroll": 1}, sparse_embedding_adam=True),
-    Lead("cpu_kernels", {"impl": "cpu", "unroll": 1}),  # rnnbench.cpu_rnn (C++, XLA FFI)
+    # rnnbench.cpu_rnn (C++, XLA FFI): the recurrences, then also the input projection
+    Lead("cpu_kernels", {"impl": "cpu", "unroll": 1}, rows_projection=False),
+    Lead("rows_projection", {"impl": "cpu", "unroll": 1}),
 ]}
-DEFAULT_LEADS = "baseline,hard_sigmoid_jvp,fused,fused_unroll2,sparse_embedding_adam,cpu_kernels"
+DEFAULT_LEADS = ("baseline,hard_sigmoid_jvp,fused,fused_unroll2,sparse_embedding_adam,"
+                 "cpu_kernels,rows_projection")
 
 
 def _clip_hard_sigmoid(x):
@@ -98,15 +103,19 @@ def _clip_hard_sigmoid(x):
 
 @contextlib.contextmanager
 def traced_as(lead: Lead):
-  """While tracing ``lead``: the committed hard sigmoid if it asks for it."""
+  """While tracing ``lead``: the committed hard sigmoid if it asks for it; the first layer
+  not given the embedding's tokens (``models.takes_ids``) unless ``rows_projection``."""
   table = activations._ACTIVATIONS  # pylint: disable=protected-access
-  saved = dict(table)
+  saved, saved_takes_ids = dict(table), models.takes_ids
   if lead.clip_hard_sigmoid:
     table["hard_sigmoid"] = _clip_hard_sigmoid
+  if not lead.rows_projection:
+    models.takes_ids = lambda layer: False
   try:
     yield
   finally:
     table.update(saved)
+    models.takes_ids = saved_takes_ids
 
 
 def make_config(cell: str, lead: Lead):

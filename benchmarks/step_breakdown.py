@@ -9,7 +9,8 @@ the first batch; fixed random cotangents):
 1. embedding: the gather (B, T) -> (B, T, E), and its backward, the dense (V, E) gradient
    (zero fill + scatter-add), as autodiff of the gather gives it;
 2. input projection: ``x W`` for every step, (T B, E) x (E, G H), and its backward
-   (``x^T dZ`` and ``dZ W^T``);
+   (``x^T dZ`` and ``dZ W^T``), as the step's first layer runs it
+   (``pallas_rnn.input_projection``: with the C++ kernels, each distinct token's row once);
 3. recurrence: the kernel ``--impl`` runs (``rnnbench.cpu_rnn``'s or ``rnnbench.fused_rnn``'s),
    on the precomputed projection, forward, and
    forward (saving its slabs) + backward; also the whole cell layer (projection +
@@ -66,7 +67,7 @@ NUM_CLASSES = 20
 PARTS = {
     "embedding_fwd": "1. embedding gather (B, T) -> (B, T, E)",
     "embedding_bwd": "1. its dense (V, E) gradient: zero fill + scatter-add",
-    "projection_fwd": "2. input projection x W, (T B, E) x (E, G H)",
+    "projection_fwd": "2. input projection x W, (T B, E) x (E, G H) (C++: once per distinct token)",
     "projection_bwd": "2. its backward: x^T dZ and dZ W^T",
     "recurrence_fwd": "3. the recurrent kernel, forward",
     "recurrence_fwd_bwd": "3. the kernel, forward (saving slabs) + backward",
@@ -184,8 +185,12 @@ def part_functions(config, state: train.TrainState, batch, key: jax.Array
   normal = lambda like: jnp.asarray(rng.standard_normal(like.shape).astype(np.float32))
 
   gather = lambda table, x: jnp.take(table, x, axis=0)  # models.Embedding
-  project = lambda emb, kernel: scan_lib.time_major(emb) @ kernel  # the cell's projection
-  layer = lambda emb, rnn: cell.apply({"params": rnn}, emb)
+  impl = pallas_rnn.cell_mode(config.model.cell, config.model.impl, config.model.hidden_size,
+                              table.dtype)
+  gate = activations.get_activation(config.model.recurrent_activation)
+  # the first layer's projection and the layer, given the embedding's tokens as in the step
+  project = lambda emb, kernel: pallas_rnn.input_projection(impl, gate, emb, kernel, x)
+  layer = lambda emb, rnn: cell.apply({"params": rnn}, emb, x)
 
   def head_loss(head, hs):
     logits = model.apply({"params": head}, hs, True, method=_head_logits,

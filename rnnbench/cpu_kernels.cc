@@ -110,6 +110,21 @@ inline Vec multiply_add(float s, Vec w, Vec acc) {
 #endif
 }
 
+// dst[0, n) = src[0, n) in vector moves, a masked one for the tail: the kernels copy short
+// rows every step, where a call to memmove costs more than the copy.
+inline void copy_floats(float* __restrict dst, const float* __restrict src, int64_t n) {
+#if defined(__AVX512F__)
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) _mm512_storeu_ps(dst + j, _mm512_loadu_ps(src + j));
+  if (j < n) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n - j)) - 1u);
+    _mm512_mask_storeu_ps(dst + j, mask, _mm512_maskz_loadu_ps(mask, src + j));
+  }
+#else
+  std::copy(src, src + n, dst);
+#endif
+}
+
 // A matrix whose rows are zero-padded to ld, a multiple of kLanes.
 struct Padded {
   std::vector<float> data;
@@ -132,20 +147,52 @@ Padded columns_t(const float* a, int64_t rows, int64_t lda, int64_t c0, int64_t 
   return p;
 }
 
-// out (kRows, w.ld) = x (kRows, k) @ w (k, w.ld); x and out rows of strides ldx, ldo.
+// out (kRows, kVecs * kLanes) at column j (+)= x (kRows, k) @ w's columns from j: each
+// loaded vector of w meets kRows rows, kRows x kVecs accumulators stay in registers (24 of
+// the 32 with AVX-512: two FMAs a cycle, four cycles' latency, need that many in flight).
+template <int64_t kVecs, bool kAdd>
+inline void matmul_block(float* __restrict out, int64_t ldo, const float* __restrict x,
+                         int64_t ldx, int64_t xcs, const float* __restrict w, int64_t ldw,
+                         int64_t k, int64_t j) {
+  Vec acc[kRows][kVecs] = {};
+  if constexpr (kAdd)
+    for (int64_t r = 0; r < kRows; ++r)
+      for (int64_t v = 0; v < kVecs; ++v)
+        std::memcpy(&acc[r][v], out + r * ldo + j + v * kLanes, sizeof(Vec));
+  for (int64_t i = 0; i < k; ++i) {
+    Vec wv[kVecs];
+    for (int64_t v = 0; v < kVecs; ++v) std::memcpy(&wv[v], w + i * ldw + j + v * kLanes, sizeof(Vec));
+    for (int64_t r = 0; r < kRows; ++r) {
+      const float s = x[r * ldx + i * xcs];
+      for (int64_t v = 0; v < kVecs; ++v) acc[r][v] = multiply_add(s, wv[v], acc[r][v]);
+    }
+  }
+  for (int64_t r = 0; r < kRows; ++r)
+    for (int64_t v = 0; v < kVecs; ++v)
+      std::memcpy(out + r * ldo + j + v * kLanes, &acc[r][v], sizeof(Vec));
+}
+
+// out (kRows, ldw) (+)= x (kRows, k) @ w (k, ldw), ldw a multiple of kLanes; x(r, i) at
+// x[r ldx + i xcs] (xcs = 1: rows of stride ldx; ldx = 1: x transposed), out rows of
+// stride ldo.
+template <bool kAdd = false>
+inline void matmul_into(float* __restrict out, int64_t ldo, const float* __restrict x,
+                        int64_t ldx, int64_t xcs, const float* __restrict w, int64_t ldw,
+                        int64_t k) {
+  int64_t j = 0;
+  for (; j + 3 * kLanes <= ldw; j += 3 * kLanes)
+    matmul_block<3, kAdd>(out, ldo, x, ldx, xcs, w, ldw, k, j);
+  if (ldw - j == 2 * kLanes) matmul_block<2, kAdd>(out, ldo, x, ldx, xcs, w, ldw, k, j);
+  if (ldw - j == kLanes) matmul_block<1, kAdd>(out, ldo, x, ldx, xcs, w, ldw, k, j);
+}
+
+// out (kRows, w.ld) = x (kRows, k) @ w (k, w.ld).
 inline void matmul_rows(float* __restrict out, int64_t ldo, const float* __restrict x,
                         int64_t ldx, const Padded& w, int64_t k) {
-  const float* __restrict wd = w.data.data();
-  for (int64_t j = 0; j < w.ld; j += kLanes) {
-    Vec acc[kRows] = {};
-    for (int64_t i = 0; i < k; ++i) {
-      Vec wv;
-      std::memcpy(&wv, wd + i * w.ld + j, sizeof(Vec));
-      for (int64_t r = 0; r < kRows; ++r) acc[r] = multiply_add(x[r * ldx + i], wv, acc[r]);
-    }
-    for (int64_t r = 0; r < kRows; ++r) std::memcpy(out + r * ldo + j, &acc[r], sizeof(Vec));
-  }
+  matmul_into(out, ldo, x, ldx, 1, w.data.data(), w.ld, k);
 }
+
+inline int64_t round_rows(int64_t n) { return (n + kRows - 1) / kRows * kRows; }
 
 // Asks for the rows [row, row + rows) of a (.., width) float array to be brought into cache
 // (the next step's rows of a block: a stride of the whole batch apart from this step's,
@@ -237,16 +284,16 @@ void lstm_forward(Pool& pool, int64_t steps, int64_t batch, int64_t units,
         float* cr = c.data() + r * hp;
         for (int64_t j = 0; j < g; ++j) zr[j] = (x[j] + bias[j]) + zr[j];
         if (zs != nullptr) {
-          std::copy(hr, hr + units, h_prev + row * units);
-          std::copy(cr, cr + units, c_prev + row * units);
-          std::copy(zr, zr + g, zs + row * g);
+          copy_floats(h_prev + row * units, hr, units);
+          copy_floats(c_prev + row * units, cr, units);
+          copy_floats(zs + row * g, zr, g);
         }
         const float *zi = zr, *zf = zi + units, *zc = zf + units, *zo = zc + units;
         for (int64_t j = 0; j < units; ++j) {
           cr[j] = gate_f<kGate>(zf[j]) * cr[j] + gate_f<kGate>(zi[j]) * tanh_f(zc[j]);
           hr[j] = gate_f<kGate>(zo[j]) * tanh_f(cr[j]);
         }
-        std::copy(hr, hr + units, hs + row * units);
+        copy_floats(hs + row * units, hr, units);
       }
     }
   });
@@ -302,7 +349,7 @@ void lstm_backward(Pool& pool, int64_t steps, int64_t batch, int64_t units,
         float *dzi = dz.data() + r * gp, *dzf = dzi + units, *dzc = dzf + units,
               *dzo = dzc + units;
         lstm_cell_bwd<kGate>(units, zi, zf, zc, zo, cp, dh_t, dhr, dcr, dzi, dzf, dzc, dzo);
-        std::copy(dzi, dzi + g, dzs + row * g);
+        copy_floats(dzs + row * g, dzi, g);
       }
       matmul_rows(dh_rec.data(), hp, dz.data(), gp, ut, g);
     }
@@ -376,16 +423,16 @@ void gru_forward(Pool& pool, int64_t steps, int64_t batch, int64_t units,
         const float* zrr = zr.data() + r * zp;
         float* shr = sh.data() + r * hp;
         float* hr = h.data() + r * hp;
-        if (s_zr != nullptr) std::copy(hr, hr + units, h_prev + row * units);
+        if (s_zr != nullptr) copy_floats(h_prev + row * units, hr, units);
         for (int64_t j = 0; j < units; ++j) {
           shr[j] = (x[j] + b[j]) + shr[j];
           const float z = gate_f<kGate>(zrr[j]);
           hr[j] = z * hr[j] + (1.0f - z) * tanh_f(shr[j]);
         }
-        std::copy(hr, hr + units, hs + row * units);
+        copy_floats(hs + row * units, hr, units);
         if (s_zr != nullptr) {
-          std::copy(zrr, zrr + 2 * units, s_zr + row * 2 * units);
-          std::copy(shr, shr + units, s_h + row * units);
+          copy_floats(s_zr + row * 2 * units, zrr, 2 * units);
+          copy_floats(s_h + row * units, shr, units);
         }
       }
     }
@@ -459,9 +506,9 @@ void gru_backward(Pool& pool, int64_t steps, int64_t batch, int64_t units,
         const float* dzrr = d_zr.data() + r * hp;
         for (int64_t j = 0; j < units; ++j) dh_u[j] = dh_u[j] + dzrr[j];
         const float* dszr = dzr.data() + r * zp;
-        std::copy(dszr, dszr + 2 * units, ds_zr + row * 2 * units);
+        copy_floats(ds_zr + row * 2 * units, dszr, 2 * units);
         const float* dshr = dsh.data() + r * hp;
-        std::copy(dshr, dshr + units, ds_h + row * units);
+        copy_floats(ds_h + row * units, dshr, units);
       }
     }
   });
@@ -575,6 +622,202 @@ ffi::Error EmbeddingAdam(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> p, ffi::Buf
   return ffi::Error::Success();
 }
 
+// ---------------------------------------------------------------------------------------
+// The input projection of rows gathered from a table: xw (T, B, G) = x W for x (B, T, D)
+// whose rows are a function of ids (B, T) (an embedding's output: equal ids, equal rows),
+// computed once per distinct id. A batch of the notebook's has about 1,200 distinct ids in
+// its 3,200 positions, so the three matmuls of the projection and its backward do about
+// 40% of XLA's work. The backward gives W's gradient exactly (sum over positions of
+// x_p^T dxw_p = sum over ids of x_id^T S_id, S_id the sum of its positions' dxw) and x's
+// gradient summed per id, at the id's first position (zeros at the others): exact for the
+// table whose rows x gathered (its gradient is that sum), not the gradient of each x row.
+
+// The distinct ids of ids (B, T), in the order of their first time-major position
+// p = t B + b: of[p] is p's group, first[g] group g's first position.
+struct Groups {
+  std::vector<int32_t> of, first;
+};
+
+Groups group_ids(const int32_t* ids, int64_t batch, int64_t steps) {
+  const int64_t n = batch * steps;
+  int64_t capacity = 16;
+  while (capacity < 2 * n) capacity *= 2;
+  std::vector<int32_t> keys(capacity), slot_group(capacity, -1);
+  Groups groups{std::vector<int32_t>(n), {}};
+  const uint32_t mask = static_cast<uint32_t>(capacity - 1);
+  for (int64_t t = 0; t < steps; ++t) {
+    for (int64_t b = 0; b < batch; ++b) {
+      const int32_t id = ids[b * steps + t];
+      uint32_t s = (static_cast<uint32_t>(id) * 2654435761u) & mask;
+      while (slot_group[s] >= 0 && keys[s] != id) s = (s + 1) & mask;
+      if (slot_group[s] < 0) {
+        keys[s] = id;
+        slot_group[s] = static_cast<int32_t>(groups.first.size());
+        groups.first.push_back(static_cast<int32_t>(t * batch + b));
+      }
+      groups.of[t * batch + b] = slot_group[s];
+    }
+  }
+  return groups;
+}
+
+// Each group's positions in ascending order: next[p] is the position after p in p's group
+// (-1 after its last); a group's list starts at groups.first.
+std::vector<int32_t> chains(const Groups& groups) {
+  const int64_t positions = static_cast<int64_t>(groups.of.size());
+  std::vector<int32_t> last(groups.first.size(), -1), next(positions, -1);
+  for (int64_t p = positions - 1; p >= 0; --p) {
+    next[p] = last[groups.of[p]];
+    last[groups.of[p]] = static_cast<int32_t>(p);
+  }
+  return next;
+}
+
+// Scratch memory the calling thread keeps from call to call (grown, never shrunk): the
+// backward's temporaries are megabytes, which malloc would map afresh, page faults and all,
+// on every call.
+float* scratch(int slot, int64_t n) {
+  thread_local std::vector<float> buffers[2];
+  std::vector<float>& b = buffers[slot];
+  if (static_cast<int64_t>(b.size()) < n) b.resize(n);
+  return b.data();
+}
+
+// The row of x (B, T, D) at time-major position p.
+inline const float* row_at(const float* x, int64_t p, int64_t batch, int64_t steps,
+                           int64_t width) {
+  return x + ((p % batch) * steps + p / batch) * width;
+}
+
+// x (B, T, D), ids (B, T), w (D, G) -> xw (T, B, G): each block of groups projects its rows
+// (gathered, kRows at a time) and copies each to its group's positions.
+template <typename Pool>
+void rows_project(Pool& pool, int64_t batch, int64_t steps, int64_t width, int64_t g,
+                  const float* x, const int32_t* ids, const float* w, float* xw) {
+  const Groups groups = group_ids(ids, batch, steps);
+  const std::vector<int32_t> next = chains(groups);
+  const int64_t n = static_cast<int64_t>(groups.first.size()), gp = padded(g);
+  const Padded wp = columns(w, width, g, 0, g);
+  const int32_t* firstp = groups.first.data();
+  const int32_t* nextp = next.data();
+  parallel_blocks(pool, n, 4 * kRows, [=, &wp](int64_t g0, int64_t count) {
+    std::vector<float> xb(kRows * width, 0.0f), pb(kRows * gp);
+    for (int64_t r0 = g0; r0 < g0 + count; r0 += kRows) {
+      const int64_t rows = std::min(kRows, g0 + count - r0);
+      for (int64_t r = 0; r < rows; ++r)
+        copy_floats(xb.data() + r * width, row_at(x, firstp[r0 + r], batch, steps, width), width);
+      std::fill(xb.begin() + rows * width, xb.end(), 0.0f);
+      matmul_rows(pb.data(), gp, xb.data(), width, wp, width);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int32_t p = firstp[r0 + r]; p >= 0; p = nextp[p])
+          copy_floats(xw + static_cast<int64_t>(p) * g, pb.data() + r * gp, g);
+    }
+  });
+}
+
+// x (B, T, D), ids (B, T), w (D, G), dxw (T, B, G) -> dx (B, T, D) (each id's gradient at
+// its first position, zeros elsewhere), dw (D, G). Each block of groups sums its groups'
+// dxw rows, multiplies the sums by w^T and writes its groups' rows of dx (every position
+// is in one group); then dw = x_u^T sums over all groups.
+template <typename Pool>
+void rows_project_bwd(Pool& pool, int64_t batch, int64_t steps, int64_t width, int64_t g,
+                      const float* x, const int32_t* ids, const float* w, const float* dxw,
+                      float* dx, float* dw) {
+  const Groups groups = group_ids(ids, batch, steps);
+  const std::vector<int32_t> next = chains(groups);
+  const int64_t n = static_cast<int64_t>(groups.first.size());
+  const int64_t gp = padded(g), dp = padded(width);
+  const Padded wt = columns_t(w, width, g, 0, g);  // (G, dp)
+  float* sp = scratch(0, round_rows(n) * gp);      // each group's sum of dxw, (groups, gp)
+  float* xup = scratch(1, n * width);               // each group's row of x, (groups, D)
+  const int32_t* firstp = groups.first.data();
+  const int32_t* nextp = next.data();
+  parallel_blocks(pool, n, 4 * kRows, [=, &wt](int64_t g0, int64_t count) {
+    std::vector<float> db(kRows * dp);
+    for (int64_t r0 = g0; r0 < g0 + count; r0 += kRows) {
+      const int64_t rows = std::min(kRows, g0 + count - r0);
+      float* sb = sp + r0 * gp;
+      std::fill(sb, sb + kRows * gp, 0.0f);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* sr = sb + r * gp;
+        for (int32_t p = firstp[r0 + r]; p >= 0; p = nextp[p]) {
+          const float* src = dxw + static_cast<int64_t>(p) * g;
+          for (int64_t j = 0; j < g; ++j) sr[j] += src[j];
+        }
+        copy_floats(xup + (r0 + r) * width, row_at(x, firstp[r0 + r], batch, steps, width),
+                    width);
+      }
+      matmul_rows(db.data(), dp, sb, gp, wt, g);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int32_t first = firstp[r0 + r];
+        copy_floats(const_cast<float*>(row_at(dx, first, batch, steps, width)),
+                    db.data() + r * dp, width);
+        for (int32_t p = nextp[first]; p >= 0; p = nextp[p]) {
+          float* dst = const_cast<float*>(row_at(dx, p, batch, steps, width));
+          std::fill(dst, dst + width, 0.0f);
+        }
+      }
+    }
+  });
+  // dw = x_u^T sums: each task takes kSlab rows of dw and runs over the groups kChunk at a
+  // time, so a chunk of sums is read from memory once per task
+  constexpr int64_t kSlab = 8 * kRows, kChunk = 256;
+  std::vector<float> dwp(round_rows(width) * gp);
+  float* dwpp = dwp.data();
+  parallel_blocks(pool, round_rows(width), kSlab, [=](int64_t d0, int64_t count) {
+    for (int64_t c0 = 0; c0 < std::max<int64_t>(n, 1); c0 += kChunk) {
+      const int64_t k = std::min(kChunk, n - c0);
+      for (int64_t d = d0; d < d0 + count; d += kRows) {
+        // x_u^T's rows d.. d + kRows: x_u's columns, at stride width along the groups
+        float* out = dwpp + d * gp;
+        const float* xr = xup + c0 * width + d;
+        if (d + kRows > width) {  // the last block, rows past width zero
+          if (c0 == 0) std::fill(out, out + kRows * gp, 0.0f);
+          float tail[kRows * kChunk] = {};
+          for (int64_t i = 0; i < k; ++i)
+            for (int64_t r = 0; d + r < width; ++r) tail[r * kChunk + i] = xr[i * width + r];
+          matmul_into<true>(out, gp, tail, kChunk, 1, sp + c0 * gp, gp, k);
+        } else if (c0 == 0) {
+          matmul_into<false>(out, gp, xr, 1, width, sp + c0 * gp, gp, k);
+        } else {
+          matmul_into<true>(out, gp, xr, 1, width, sp + c0 * gp, gp, k);
+        }
+      }
+    }
+  });
+  for (int64_t d = 0; d < width; ++d) copy_floats(dw + d * g, dwpp + d * gp, g);
+}
+
+ffi::Error check_rows(ffi::Buffer<ffi::F32>& x, ffi::Buffer<ffi::S32>& ids,
+                      ffi::Buffer<ffi::F32>& w) {
+  auto d = x.dimensions();
+  if (d.size() != 3 || ids.dimensions().size() != 2 || ids.dimensions()[0] != d[0] ||
+      ids.dimensions()[1] != d[1] || w.dimensions().size() != 2 || w.dimensions()[0] != d[2])
+    return ffi::Error::InvalidArgument("rows_project: x (B, T, D), ids (B, T), w (D, G)");
+  return ffi::Error::Success();
+}
+
+ffi::Error RowsProject(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::S32> ids,
+                       ffi::Buffer<ffi::F32> w, ffi::ResultBuffer<ffi::F32> xw) {
+  if (auto e = check_rows(x, ids, w); e.failure()) return e;
+  auto d = x.dimensions();
+  rows_project(pool, d[0], d[1], d[2], w.dimensions()[1], x.typed_data(), ids.typed_data(),
+               w.typed_data(), xw->typed_data());
+  return ffi::Error::Success();
+}
+
+ffi::Error RowsProjectBwd(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                          ffi::Buffer<ffi::S32> ids, ffi::Buffer<ffi::F32> w,
+                          ffi::Buffer<ffi::F32> dxw, ffi::ResultBuffer<ffi::F32> dx,
+                          ffi::ResultBuffer<ffi::F32> dw) {
+  if (auto e = check_rows(x, ids, w); e.failure()) return e;
+  auto d = x.dimensions();
+  rows_project_bwd(pool, d[0], d[1], d[2], w.dimensions()[1], x.typed_data(),
+                   ids.typed_data(), w.typed_data(), dxw.typed_data(), dx->typed_data(),
+                   dw->typed_data());
+  return ffi::Error::Success();
+}
+
 using F32 = ffi::Buffer<ffi::F32>;
 using R32 = ffi::ResultBuffer<ffi::F32>;
 
@@ -609,3 +852,10 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchGruBwd, GruBwd,
                               ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>().Arg<F32>()
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Ret<F32>().Ret<F32>()
                                   .Attr<int32_t>("gate"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchRowsProject, RowsProject,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>()
+                                  .Arg<ffi::Buffer<ffi::S32>>().Arg<F32>().Ret<F32>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchRowsProjectBwd, RowsProjectBwd,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>()
+                                  .Arg<ffi::Buffer<ffi::S32>>().Arg<F32>().Arg<F32>()
+                                  .Ret<F32>().Ret<F32>());

@@ -8,6 +8,10 @@ runs in C++ with ``u`` in cache, the batch rows split over XLA's intra-op thread
 projection, and the weight gradient ``H_prev^T dZ``, stay XLA matmuls over all ``T * B``
 rows, as in ``fused_rnn``.
 
+``project`` is the input projection ``x W`` of an embedding's rows, once per distinct token
+(``rows_project`` in ``cpu_kernels.cc``): the cells use it for a layer that reads the
+embedding directly (``ids``), where the recurrence runs here.
+
 The library is built on first use (``rnnbench.cpu_kernels``); ``available()`` says whether
 it builds here; ``impl="auto"`` runs it on CPU where it does (and ``fused_rnn`` where it does
 not, with one warning), ``impl="cpu"`` insists.
@@ -31,6 +35,7 @@ import numpy as np
 from rnnbench import activations
 from rnnbench import cpu_kernels
 from rnnbench import fused_rnn
+from rnnbench import scan as scan_lib
 
 Activation = Callable[[jax.Array], jax.Array]
 GATES = {activations.hard_sigmoid: 0, jax.nn.sigmoid: 1}  # cpu_kernels.cc's enum Gate
@@ -139,3 +144,57 @@ def gru_bwd(gate, unroll, res, dhs):
 
 
 gru.defvjp(gru_fwd, gru_bwd)
+
+
+# ----------------------------------------------------------------------------------------
+# The input projection of an embedding's rows, once per distinct id
+
+
+def _project_kernel(x, ids, w):
+  t, b = ids.shape[1], ids.shape[0]
+  return cpu_kernels.call("rnnbench_rows_project", [(t, b, w.shape[1])], x, ids, w)[0]
+
+
+def _project_xla(x, ids, w):
+  del ids
+  return scan_lib.time_major(x) @ w
+
+
+def _project_bwd_kernel(x, ids, w, dxw):
+  return tuple(cpu_kernels.call("rnnbench_rows_project_bwd", [x.shape, w.shape], x, ids, w,
+                                dxw))
+
+
+def _project_bwd_xla(x, ids, w, dxw):
+  del ids
+  return scan_lib.batch_major(dxw @ w.T), fused_rnn._weight_grad(scan_lib.time_major(x), dxw)
+
+
+@jax.custom_vjp
+def project(x: jax.Array, ids: jax.Array, w: jax.Array) -> jax.Array:
+  """``time_major(x) @ w`` (T, B, G) for ``x`` (B, T, D) whose rows are a function of
+  ``ids`` (B, T): an embedding's output, equal ids giving equal rows (the caller's promise;
+  nothing checks it). Lowered for cpu, one C++ call projects each distinct id's row once
+  (a batch of the notebook's has about 1,200 distinct ids in 3,200 positions) and copies
+  it to the id's positions; elsewhere (a CUDA export made here) the XLA matmul.
+
+  The backward is exact for ``w`` and for whatever gathered ``x``'s rows: ``x``'s gradient
+  comes summed per id, at the id's first (time-major) position, zeros at its others, so
+  its sum over each id's positions (what an embedding's backward, or
+  ``rnnbench.embedding_adam``, takes) is the true one, though single rows are not.
+  """
+  return jax.lax.platform_dependent(x, ids, w, cpu=_project_kernel, default=_project_xla)
+
+
+def _project_fwd(x, ids, w):
+  return project(x, ids, w), (x, ids, w)
+
+
+def _project_bwd(res, dxw):
+  x, ids, w = res
+  dx, dw = jax.lax.platform_dependent(*res, dxw, cpu=_project_bwd_kernel,
+                                      default=_project_bwd_xla)
+  return dx, np.zeros(ids.shape, jax.dtypes.float0), dw
+
+
+project.defvjp(_project_fwd, _project_bwd)

@@ -93,6 +93,14 @@ class Block(nn.Module):
     return 2 * in_features + skip + 2 * features + (features + 1) * hidden + (hidden + 1) * features
 
 
+def takes_ids(layer: nn.Module) -> bool:
+  """Whether a cell (or both cells of a Bidirectional) takes ``ids``, the tokens of an
+  embedding's rows it reads (a cell's ``takes_ids`` ClassVar: rnnbench.cells)."""
+  if isinstance(layer, Bidirectional):
+    return takes_ids(layer.forward) and takes_ids(layer.backward)
+  return getattr(layer, "takes_ids", False)
+
+
 def _take(x: jax.Array, index: jax.Array) -> jax.Array:
   """``x[b, index[b, t]]`` for (B, T, ...) x and (B, T) int index."""
   return jnp.take_along_axis(x, index.reshape(index.shape + (1,) * (x.ndim - 2)), axis=1)
@@ -115,13 +123,17 @@ class Bidirectional(nn.Module):
   forward: nn.Module   # two cells of the same kind; params 'forward' and 'backward'
   backward: nn.Module
 
-  def __call__(self, x: jax.Array, reverse: jax.Array | None = None) -> jax.Array:
-    """``reverse``: (B, T) per-row time indices that reverse each row; None: all T steps."""
-    if reverse is None:
-      backward = jnp.flip(self.backward(jnp.flip(x, axis=1)), axis=1)
-    else:  # a permutation that is its own inverse
-      backward = _take(self.backward(_take(x, reverse)), reverse)
-    return jnp.concatenate([self.forward(x), backward], axis=-1)
+  def __call__(self, x: jax.Array, reverse: jax.Array | None = None,
+               ids: jax.Array | None = None) -> jax.Array:
+    """``reverse``: (B, T) per-row time indices that reverse each row; None: all T steps.
+    ``ids``: the tokens of ``x``'s rows, if an embedding's (``takes_ids``)."""
+    flip = ((lambda a: jnp.flip(a, axis=1)) if reverse is None
+            else (lambda a: _take(a, reverse)))  # a permutation that is its own inverse
+    if ids is None:
+      forward, backward = self.forward(x), self.backward(flip(x))
+    else:
+      forward, backward = self.forward(x, ids), self.backward(flip(x), flip(ids))
+    return jnp.concatenate([forward, flip(backward)], axis=-1)
 
 
 class Classifier(nn.Module):
@@ -175,7 +187,9 @@ class Classifier(nn.Module):
       layer = self.rnn if i == 0 else getattr(self, f"rnn_{i}")
       block = getattr(self, f"block_{i}") if self.block else None
       y = block.pre(x) if block is not None else x
-      y = layer(y, reverse) if isinstance(layer, Bidirectional) else layer(y)
+      # the first layer reads the embedding's rows: its cell may use their tokens
+      ids = {"ids": tokens} if i == 0 and block is None and takes_ids(layer) else {}
+      y = layer(y, reverse, **ids) if isinstance(layer, Bidirectional) else layer(y, **ids)
       x = block(x, y) if block is not None else y
     if self.block:
       x = self.block_norm(x)

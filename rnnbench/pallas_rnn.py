@@ -315,6 +315,18 @@ def _cpu_runs(gate: Activation, dtype) -> bool:
           and cpu_rnn.supports(gate, dtype) and cpu_kernels.available())
 
 
+def input_projection(impl: str, gate: Activation, x: jax.Array, kernel: jax.Array,
+                     ids: jax.Array | None = None) -> jax.Array:
+  """A cell's input projection ``time_major(x) @ kernel`` (T, B, G). For a layer that reads
+  an embedding (``ids`` (B, T), its tokens: ``models.Classifier`` passes them) whose
+  recurrence runs on the C++ kernels (``impl`` "cpu", or "auto" where ``_cpu_runs``; the
+  cell passes no ``ids`` where they don't run it), ``cpu_rnn.project``: each distinct
+  token's row projected once."""
+  if ids is not None and impl in ("cpu", "auto") and _cpu_runs(gate, x.dtype):
+    return cpu_rnn.project(x, ids, kernel)
+  return scan_lib.time_major(x) @ kernel
+
+
 def _cpu_kernel(gate: Activation, dtype, fn):
   """``fn`` where ``_cpu_runs``, else None (``_dispatch``'s ``cpu``)."""
   return fn if _cpu_runs(gate, dtype) else None

@@ -1,8 +1,10 @@
 """The C++ CPU kernels (rnnbench.cpu_rnn) against the pure-JAX fused ones (rnnbench.fused_rnn):
 outputs and gradients at the notebook's shapes and at shapes that exercise every tail (batch
 rows not a multiple of the row block, units not a multiple of the vector width), the hard
-sigmoid's corners, the whole cell through ``impl``, dispatch and lowering, the build."""
+sigmoid's corners, the whole cell through ``impl``, dispatch and lowering, the build; the
+input projection of an embedding's rows once per distinct token, alone and in train steps."""
 
+import functools
 import pathlib
 import warnings
 
@@ -16,7 +18,12 @@ from rnnbench import cells
 from rnnbench import cpu_kernels
 from rnnbench import cpu_rnn
 from rnnbench import fused_rnn
+from rnnbench import models
+from rnnbench import optim
 from rnnbench import pallas_rnn
+from rnnbench import scan as scan_lib
+from rnnbench import train
+from rnnbench.configs import default
 from conftest import in_ci
 
 GATES = {"hard_sigmoid": activations.hard_sigmoid, "sigmoid": jax.nn.sigmoid}
@@ -236,3 +243,101 @@ def test_whole_run_builds_the_kernels_apart(tmp_path, monkeypatch):
   assert [p.suffix for p in (tmp_path / "k").iterdir()] == [".so"]
   monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
   assert whole_run.build_kernels(tmp_path / "none", timeout=600) is None
+
+
+# ----------------------------------------------------------------------------------------
+# The input projection of an embedding's rows, once per distinct token (cpu_rnn.project)
+
+# (B, T, D, G, vocab): the notebook's LSTM layer; odd sizes (tails of the 8-row blocks, of
+# the 16-wide vectors, D not a multiple of 8); every token distinct
+PROJECTIONS = [(32, 100, 128, 200, 2000), (13, 7, 37, 63, 9), (3, 5, 16, 48, 10 ** 6)]
+
+
+@pytest.mark.parametrize("shape", PROJECTIONS)
+def test_project_equals_the_matmul(shape):
+  """``project`` of gathered rows equals ``time_major(x) @ w``, and the gradients of the
+  table and of ``w`` through the gather equal the matmul's, to float32 rounding (ids
+  repeated, negative and huge: the kernel groups them by value)."""
+  b, t, d, g, vocab = shape
+  rng = np.random.default_rng(0)
+  ids = rng.integers(0, vocab, (b, t)).astype(np.int32)
+  ids[0, : t // 2] = 3
+  ids[-1, -1] = -5 if vocab > 100 else ids[-1, -1]
+  table = jnp.asarray(rng.standard_normal((vocab, d)).astype(np.float32))
+  w = jnp.asarray((rng.standard_normal((d, g)) / np.sqrt(d)).astype(np.float32))
+  cot = jnp.asarray(rng.standard_normal((t, b, g)).astype(np.float32))
+  ids = jnp.asarray(ids)
+  gather = lambda table: jnp.take(table, ids, axis=0, mode="clip")
+  want_fn = lambda table, w: scan_lib.time_major(gather(table)) @ w
+  got_fn = lambda table, w: cpu_rnn.project(gather(table), ids, w)
+  assert _rel(want_fn(table, w), jax.jit(got_fn)(table, w)) < 2e-6
+  loss = lambda f: (lambda table, w: jnp.sum(jnp.sin(f(table, w)) * cot))
+  want = jax.grad(loss(want_fn), argnums=(0, 1))(table, w)
+  got = jax.jit(jax.grad(loss(got_fn), argnums=(0, 1)))(table, w)
+  for name, x, y in zip(("table", "w"), want, got):
+    assert _rel(x, y) < 1e-5, (name, _rel(x, y))
+  text = jax.jit(jax.grad(loss(got_fn), argnums=(0, 1))).lower(table, w).as_text()
+  assert "rnnbench_rows_project" in text and "rnnbench_rows_project_bwd" in text
+
+
+def _train_steps(config, monkeypatch, ids: bool, steps=2):
+  """``steps`` train steps of ``config``'s model on batches with repeated and padding
+  tokens, the first layer given the embedding's tokens or not (``models.takes_ids``)."""
+  with monkeypatch.context() as patch:
+    if not ids:
+      patch.setattr(models, "takes_ids", lambda layer: False)
+    state = train.create_train_state(config, 20, jax.random.PRNGKey(0))
+    step = jax.jit(functools.partial(train._train_step,
+                                     loss_fn=optim.keras_categorical_crossentropy))
+    text = step.lower(state, _batch(0), train.zero_metrics()).as_text()
+    assert ("rnnbench_rows_project" in text) == ids
+    metrics = train.zero_metrics()
+    for i in range(steps):
+      state, metrics = step(state, _batch(i), metrics)
+  return state, metrics
+
+
+def _batch(seed):
+  rng = np.random.default_rng(seed)
+  x = np.minimum(rng.zipf(1.3, (32, 100)), 19999).astype(np.int32)  # words' frequencies
+  x[1:4, :30] = 0  # padding
+  return (jnp.asarray(x), jnp.asarray(rng.integers(0, 20, 32).astype(np.int32)),
+          jnp.ones(32, jnp.float32))
+
+
+@pytest.mark.parametrize("options", [
+    {"model.cell": "lstm"},  # the notebook's
+    {"model.cell": "gru"},
+    {"model.cell": "lstm", "model.mask_padding": True, "model.bidirectional": True,
+     "model.num_layers": 2},
+])
+def test_train_steps_with_the_rows_projection(options, monkeypatch):
+  """The classifier's first layer projecting each distinct token once (impl "auto" on this
+  host) trains as the plain matmul does: params and moments after two steps, and the
+  metrics, to float32 rounding."""
+  config = default.get_config()
+  for key, value in options.items():
+    section, name = key.split(".")
+    config[section][name] = value
+  got, got_metrics = _train_steps(config, monkeypatch, ids=True)
+  want, want_metrics = _train_steps(config, monkeypatch, ids=False)
+  leaves = lambda s: jax.tree_util.tree_flatten_with_path((s.params, s.opt_state.mu,
+                                                           s.opt_state.nu))[0]
+  for (path, a), (_, b) in zip(leaves(want), leaves(got)):
+    assert _rel(a, b) < 2e-5, jax.tree_util.keystr(path)
+  for k in want_metrics:
+    np.testing.assert_allclose(got_metrics[k], want_metrics[k], rtol=1e-5)
+
+
+def test_rows_projection_not_in_a_cuda_export():
+  """The train step exported for CUDA from this host has the XLA matmul, not the kernel."""
+  config = default.get_config()
+  state = jax.eval_shape(lambda: train.create_train_state(config, 20, jax.random.key(0)))
+  batch = (jnp.zeros((32, 100), jnp.int32), jnp.zeros(32, jnp.int32), jnp.ones(32))
+  step = jax.jit(functools.partial(train._train_step,
+                                   loss_fn=optim.keras_categorical_crossentropy))
+  triton = [jax.export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")]
+  cuda = jax.export.export(step, platforms=["cuda"], disabled_checks=triton)(
+      state, batch, train.zero_metrics()).mlir_module()
+  assert "rnnbench_" not in cuda and "__gpu$xla.gpu.triton" in cuda
+  assert "rnnbench_rows_project" in step.lower(state, batch, train.zero_metrics()).as_text()

@@ -43,10 +43,12 @@ class GRU(nn.Module):
   unroll: int | str = 1
   impl: str = "fused"
   supports_parallel: ClassVar[bool] = False  # the recurrence is nonlinear
+  takes_ids: ClassVar[bool] = True  # __call__'s ids: the tokens of an embedding's rows
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """(B, T, D) -> hidden states for every step, (B, T, H)."""
+  def __call__(self, x: jax.Array, ids: jax.Array | None = None) -> jax.Array:
+    """(B, T, D) -> hidden states for every step, (B, T, H). ``ids`` (B, T): the tokens
+    whose embedding rows ``x`` is, if it is (``pallas_rnn.input_projection``)."""
     scan_lib.check_scan_mode("gru", self.scan, self.supports_parallel)
     u = self.features
     kernel = self.param("kernel", nn.initializers.glorot_uniform(), (x.shape[-1], 3 * u))
@@ -59,7 +61,9 @@ class GRU(nn.Module):
                                 scan_lib.check_impl("gru", self.impl), u,
                                 recurrent_kernel.dtype)
     if impl != "nn_scan":
-      xw = scan_lib.time_major(x) @ kernel  # the biases are added inside the kernel's loop
+      # the biases are added inside the kernel's loop; the C++ kernels run reset_after=False
+      xw = pallas_rnn.input_projection(impl, gate, x, kernel,
+                                       None if self.reset_after else ids)
       if self.reset_after:
         if impl == "cpu":
           raise ValueError("config.model.impl='cpu' has no kernel for the reset_after=True "

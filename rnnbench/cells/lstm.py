@@ -45,10 +45,12 @@ class LSTM(nn.Module):
   unroll: int | str = 1
   impl: str = "fused"
   supports_parallel: ClassVar[bool] = False  # the recurrence is nonlinear
+  takes_ids: ClassVar[bool] = True  # __call__'s ids: the tokens of an embedding's rows
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """(B, T, D) -> hidden states for every step, (B, T, H)."""
+  def __call__(self, x: jax.Array, ids: jax.Array | None = None) -> jax.Array:
+    """(B, T, D) -> hidden states for every step, (B, T, H). ``ids`` (B, T): the tokens
+    whose embedding rows ``x`` is, if it is (``pallas_rnn.input_projection``)."""
     scan_lib.check_scan_mode("lstm", self.scan, self.supports_parallel)
     u = self.features
     kernel = self.param("kernel", nn.initializers.glorot_uniform(), (x.shape[-1], 4 * u))
@@ -59,7 +61,8 @@ class LSTM(nn.Module):
     impl = pallas_rnn.cell_mode("lstm", scan_lib.check_impl("lstm", self.impl), u,
                                 recurrent_kernel.dtype)
     if impl != "nn_scan":
-      xw = scan_lib.time_major(x) @ kernel  # the bias is added inside the kernel's loop
+      # the bias is added inside the kernel's loop
+      xw = pallas_rnn.input_projection(impl, gate, x, kernel, ids)
       if impl == "fused":
         return scan_lib.batch_major(fused_rnn.lstm(gate, xw, bias, recurrent_kernel, unroll))
       if impl == "cpu":
