@@ -234,32 +234,35 @@ def aot(fn: Callable[..., Any], args: tuple[Any, ...]) -> Callable[[], Any]:
 
 @contextlib.contextmanager
 def free_recurrence():
-  """While active, ``fused_rnn``'s LSTM and GRU kernels are ``h_t = tanh(xw_t[:, :H] +
-  b[:H])``: no loop, and the input projection's full (T, B, G H) gradient (zero but for the
-  first block) still flows back, so the step keeps every other cost."""
-  saved = fused_rnn.lstm, fused_rnn.gru
+  """While active, the LSTM and GRU recurrences (``fused_rnn``'s, ``cpu_rnn``'s and
+  ``pallas_rnn``'s, whichever the cell calls) are ``h_t = tanh(xw_t[:, :H] + b[:H])``: no
+  loop, and the input projection's full (T, B, G H) gradient (zero but for the first block)
+  still flows back, so the step keeps every other cost (the first layer's projection as
+  the step runs it)."""
+  modules = (fused_rnn, cpu_rnn, pallas_rnn)
+  saved = [(m, m.lstm, m.gru) for m in modules]
 
-  def free(gate, xw, b, u, unroll=1):
-    del gate, unroll
+  def free(gate, xw, b, u, *rest):
+    del gate, rest
     units = u.shape[0]
     return jnp.tanh(xw[..., :units] + b[:units])
 
-  fused_rnn.lstm = fused_rnn.gru = free
+  for m in modules:
+    m.lstm = m.gru = free
   try:
     yield
   finally:
-    fused_rnn.lstm, fused_rnn.gru = saved
+    for m, lstm, gru in saved:
+      m.lstm, m.gru = lstm, gru
 
 
 def rnnbench_parts(config, batches) -> dict[str, Callable[[], Any]]:
   """Every part of ``PARTS`` as a zero-argument call (the step cycles through ``batches``)."""
   whole, _ = speed_leads.build(config.model.cell, speed_leads.LEADS["fused"], batches,
                                config=config)
-  floor_config = config.copy_and_resolve_references()
-  floor_config.model.impl = "fused"
   with free_recurrence():  # build() compiles, so the patch is what gets compiled
     floor, _ = speed_leads.build(config.model.cell, speed_leads.LEADS["fused"], batches,
-                                 config=floor_config)
+                                 config=config)
   state = train.create_train_state(config, NUM_CLASSES, jax.random.PRNGKey(0))
   fns = {name: aot(fn, args) for name, (fn, args) in
          part_functions(config, state, batches[0], jax.random.key(1)).items()}

@@ -138,13 +138,20 @@ def test_parts_compute_the_models_functions(cell):
 
 
 def test_free_recurrence_is_scoped():
-  """Inside ``free_recurrence`` the fused kernels are tanh of xw's first gate block (no
-  loop); outside, the real kernels again."""
+  """Inside ``free_recurrence`` the recurrences (fused, C++, dispatched) are tanh of xw's
+  first gate block (no loop); outside, the real kernels again."""
   from rnnbench import activations, fused_rnn  # pylint: disable=g-import-not-at-top
   real = fused_rnn.lstm
   xw, b, u = jnp.ones((3, 2, 8)), jnp.arange(8.0) / 8, jnp.zeros((2, 8))
+  from rnnbench import cpu_rnn, pallas_rnn  # pylint: disable=g-import-not-at-top
+  reals = [(m, m.lstm, m.gru) for m in (fused_rnn, cpu_rnn, pallas_rnn)]
   with step_breakdown.free_recurrence():
     got = fused_rnn.lstm(activations.hard_sigmoid, xw, b, u)
     np.testing.assert_allclose(got, jnp.tanh(xw[..., :2] + b[:2]))
     assert fused_rnn.gru is fused_rnn.lstm
+    # what impl="auto" and "cpu" cells call (with their unroll and mode arguments)
+    np.testing.assert_allclose(pallas_rnn.lstm(activations.hard_sigmoid, xw, b, u, 1, "auto"), got)
+    assert cpu_rnn.lstm is cpu_rnn.gru is fused_rnn.lstm
   assert fused_rnn.lstm is real and fused_rnn.gru is not real
+  for m, lstm, gru in reals:
+    assert m.lstm is lstm and m.gru is gru
