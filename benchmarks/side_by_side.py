@@ -53,9 +53,9 @@ def command(tool: str, args: argparse.Namespace, cell: str, json_path: str) -> l
   if tool == "rnnbench":
     return cmd + [f"--config.model.cell={cell}", "--bench.modes=train",
                   f"--bench.steps={args.steps}", f"--bench.warmup={args.warmup}",
-                  f"--bench.json={json_path}"]
+                  f"--bench.tokens={args.tokens}", f"--bench.json={json_path}"]
   return cmd + [f"--cell={cell}", "--modes=train", f"--steps={args.steps}",
-                f"--warmup={args.warmup}", f"--json={json_path}"]
+                f"--warmup={args.warmup}", f"--tokens={args.tokens}", f"--json={json_path}"]
 
 
 def run_one(tool: str, args: argparse.Namespace, cell: str, workdir: str) -> dict[str, Any]:
@@ -224,6 +224,9 @@ def main() -> None:
   parser.add_argument("--rounds", type=int, default=3)
   parser.add_argument("--steps", type=int, default=50)
   parser.add_argument("--warmup", type=int, default=5)
+  parser.add_argument("--tokens", default="uniform", choices=runinfo.TOKENS,
+                      help="how every tool's synthetic ids are drawn: uniform, or zipf "
+                      "(p ~ 1/rank, as text: rnnbench.runinfo.TOKENS)")
   parser.add_argument("--timeout", type=int, default=900, help="seconds per run")
   parser.add_argument("--json", default="", help="write every run and the summary here")
   parser.add_argument("--markdown", default="",
@@ -264,7 +267,8 @@ def main() -> None:
   header = (f"side by side, train step: B={shapes.get('train', {}).get('batch_size')} "
             f"T={shapes.get('data', {}).get('maxlen')} "
             f"E={shapes.get('model', {}).get('embed_dim')} "
-            f"H={shapes.get('model', {}).get('hidden_size')}, {args.rounds} rounds x "
+            f"H={shapes.get('model', {}).get('hidden_size')}, {args.tokens} token ids, "
+            f"{args.rounds} rounds x "
             f"{args.steps} steps (median of the runs' medians); {runinfo.cpu_model()}")
   print(format_summary(rows, header))
   out = {"schema_version": common.SCHEMA_VERSION, "kind": "side_by_side",

@@ -132,9 +132,9 @@ def make_config(cell: str, lead: Lead):
 
 def synthetic_tokens(rng: np.random.Generator, batch: int = 32, maxlen: int = 100,
                      num_words: int = 20000) -> np.ndarray:
-  """Word ids with p(rank) ~ 1 / rank (~1250 distinct per 3200, as 20 Newsgroups batches)."""
-  p = 1.0 / np.arange(1, num_words)
-  x = 1 + rng.choice(num_words - 1, (batch, maxlen), p=p / p.sum())
+  """Word ids with p(rank) ~ 1 / rank (``runinfo.zipf_tokens``: ~1250 distinct per 3200, as
+  20 Newsgroups batches), some rows pre-padded."""
+  x = runinfo.zipf_tokens(rng, (batch, maxlen), num_words)
   x[: batch // 4, : maxlen // 3] = 0  # some pre-padding
   return x.astype(np.int32)
 

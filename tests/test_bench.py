@@ -155,6 +155,26 @@ def test_references_draw_the_same_batch():
   np.testing.assert_array_equal(y, rng.integers(0, 3, size=(4,)))
 
 
+def test_zipf_tokens_are_text_like_and_shared():
+  """tokens="zipf": every tool draws the same ids, with p(k) ~ 1/k: a notebook-sized batch
+  has about as many distinct ids as a 20 Newsgroups batch (~1,200 of 3,200), where uniform
+  ids are nearly all distinct; an unknown distribution is one clear error."""
+  x, _, _ = runinfo.synthetic_batch(32, 100, 20000, 20, seed=0, tokens="zipf")
+  rx, _ = common.synthetic_batch(32, 100, 20000, 20, seed=0, tokens="zipf")
+  np.testing.assert_array_equal(x, rx)
+  assert x.min() >= 1 and x.max() < 20000
+  assert 1000 < len(np.unique(x)) < 1500
+  assert np.mean(x == 1) > 2 * np.mean(x == 5) > 0  # p(1) = 5 p(5)
+  uniform, _, _ = runinfo.synthetic_batch(32, 100, 20000, 20, seed=0)
+  assert len(np.unique(uniform)) > 2800
+  with pytest.raises(ValueError, match="unknown tokens 'text'"):
+    runinfo.synthetic_batch(4, 7, 50, 3, tokens="text")
+  bench = runner.default_bench_config()
+  bench.tokens = "text"
+  with pytest.raises(ValueError, match="--bench.tokens='text'"):
+    runner.make_cases(tiny_config("lstm"), bench)
+
+
 def test_padded_batch_is_the_batch_then_weight_0_rows():
   x, y, w = runinfo.synthetic_batch(4, 7, 50, 3, seed=1)
   px, py, pw = runinfo.synthetic_batch(4, 7, 50, 3, seed=1, padded_size=6)

@@ -42,6 +42,8 @@ def parse_args(description: str, modes: Sequence[str],
   parser.add_argument("--warmup", type=int, default=5)
   parser.add_argument("--num_classes", type=int, default=20)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--tokens", default="uniform", choices=runinfo.TOKENS,
+                      help="how the synthetic ids are drawn (rnnbench.runinfo.TOKENS)")
   parser.add_argument("--json", default="", help="write the report here")
   if extra:
     extra(parser)
@@ -70,10 +72,11 @@ def load_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
 
 
 def synthetic_batch(batch_size: int, seq_len: int, num_words: int, num_classes: int,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                    seed: int = 0, tokens: str = "uniform") -> tuple[np.ndarray, np.ndarray]:
   """Token ids (B, T) int32 and labels (B,) int32: the benchmark's batch
   (``rnnbench.runinfo.synthetic_batch``), without its unit weights."""
-  x, y, _ = runinfo.synthetic_batch(batch_size, seq_len, num_words, num_classes, seed)
+  x, y, _ = runinfo.synthetic_batch(batch_size, seq_len, num_words, num_classes, seed,
+                                    tokens=tokens)
   return x, y
 
 

@@ -87,7 +87,8 @@ def main() -> None:
   config = common.load_config(args)
   keras.utils.set_random_seed(args.seed)
   x, y = common.synthetic_batch(config.train.batch_size, config.data.maxlen,
-                                config.data.num_words, args.num_classes, args.seed)
+                                config.data.num_words, args.num_classes, args.seed,
+                                tokens=args.tokens)
   results = []
   notes = []
   params = None

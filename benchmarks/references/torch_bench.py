@@ -84,7 +84,8 @@ def main() -> None:
   device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
   sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
   x_np, y_np = common.synthetic_batch(config.train.batch_size, config.data.maxlen,
-                                      config.data.num_words, args.num_classes, args.seed)
+                                      config.data.num_words, args.num_classes, args.seed,
+                                      tokens=args.tokens)
   x = torch.from_numpy(x_np).to(device)
   y = torch.from_numpy(y_np).long().to(device)
   loss_fn = keras_crossentropy if config.train.loss == "keras" else F.cross_entropy

@@ -49,6 +49,7 @@ def default_bench_config() -> ml_collections.ConfigDict:
   bench.warmup = 5          # untimed steps after the first call
   bench.num_classes = 20
   bench.seed = 0
+  bench.tokens = "uniform"  # the synthetic ids: "uniform", or "zipf" (as text: runinfo.TOKENS)
   bench.json = ""           # write the report here
   bench.compare = ""        # a saved report: print every case's ratio to it
   bench.plot = ""           # a PNG of the results (needs matplotlib)
@@ -87,6 +88,9 @@ def parse_list(value: Any, cast: Callable[[str], Any], name: str) -> list[Any]:
 def make_cases(config: ml_collections.ConfigDict,
                bench: ml_collections.ConfigDict) -> list[Case]:
   """The grid: cells x batch sizes x sequence lengths x hidden sizes."""
+  if bench.tokens not in runinfo.TOKENS:
+    raise ValueError(f"--bench.tokens={bench.tokens!r}: choose one of "
+                     + ", ".join(runinfo.TOKENS))
   cell_names = parse_list(bench.cells, str, "cells") or [config.model.cell]
   batch_sizes = parse_list(bench.batch_sizes, int, "batch_sizes") or [config.train.batch_size]
   seq_lens = parse_list(bench.seq_lens, int, "seq_lens") or [config.data.maxlen]
@@ -296,7 +300,8 @@ def run_case(config: ml_collections.ConfigDict, bench: ml_collections.ConfigDict
     state = train.create_train_state(cfg, bench.num_classes, jax.random.key(bench.seed))
     loss_fn = optim.make_loss(cfg.train.loss)
     batch = tuple(jax.device_put(a) for a in runinfo.synthetic_batch(
-        case.batch_size, case.seq_len, cfg.data.num_words, bench.num_classes, bench.seed))
+        case.batch_size, case.seq_len, cfg.data.num_words, bench.num_classes, bench.seed,
+        tokens=bench.tokens))
     forward_flops = analytic_forward_flops(state.params, case.batch_size, case.seq_len)
     params = train.param_counts(state.params)
   except Exception as e:  # pylint: disable=broad-except
