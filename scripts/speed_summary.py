@@ -3,8 +3,10 @@
     python scripts/speed_summary.py            # rewrite results/speed_summary.md and README's block
     python scripts/speed_summary.py --check    # only say whether both are current (exit 1 if not)
 
-It reads ``results/side_by_side_cpu.json`` (``benchmarks/side_by_side.py``: the train step
-against PyTorch eager and Keras 3 on TensorFlow), ``results/whole_run_cpu.json``
+It reads ``results/side_by_side_cpu.json`` and ``results/side_by_side_cpu_zipf.json``
+(``benchmarks/side_by_side.py``: the train step against PyTorch eager and Keras 3 on
+TensorFlow, every tool on the same synthetic batch: token ids uniform, and as text's, p ~ 1 /
+rank, ``--tokens=zipf``), ``results/whole_run_cpu.json``
 (``benchmarks/whole_run.py``: the whole run against the notebook, cold and warm) and
 ``results/tokenizer_speed.json`` (``benchmarks/tokenizer_speed.py``), writes
 ``results/speed_summary.md`` and replaces the README's text between ``<!-- speed:start -->``
@@ -28,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from rnnbench import runinfo  # pylint: disable=wrong-import-position  # numpy, no JAX
 RESULTS = ROOT / "results"
 SIDE_BY_SIDE = RESULTS / "side_by_side_cpu.json"
+SIDE_BY_SIDE_ZIPF = RESULTS / "side_by_side_cpu_zipf.json"
 WHOLE_RUN = RESULTS / "whole_run_cpu.json"
 TOKENIZER = RESULTS / "tokenizer_speed.json"
 OUT = RESULTS / "speed_summary.md"
@@ -40,6 +43,11 @@ MAKES = {
                              "--tools=rnnbench,keras-tensorflow,keras-jax,torch-eager "
                              "--rounds=3 --json=results/side_by_side_cpu.json "
                              "--markdown=results/side_by_side_cpu.md",
+    "side_by_side_cpu_zipf.json": "python benchmarks/side_by_side.py "
+                                  "--tools=rnnbench,keras-tensorflow,keras-jax,torch-eager "
+                                  "--rounds=3 --tokens=zipf "
+                                  "--json=results/side_by_side_cpu_zipf.json "
+                                  "--markdown=results/side_by_side_cpu_zipf.md",
     "whole_run_cpu.json": "python benchmarks/whole_run.py --rounds=3 "
                           "--json=results/whole_run_cpu.json --markdown=results/whole_run_cpu.md",
     "tokenizer_speed.json": "python benchmarks/tokenizer_speed.py "
@@ -69,8 +77,9 @@ def _machine(env: dict[str, Any], load_avg: Any) -> str:
           f"load average {runinfo.load_text(load_avg)}, git {git[:12]}")
 
 
-def side_by_side_rows(report: dict[str, Any]) -> list[str]:
+def side_by_side_rows(report: dict[str, Any], page: str = "side_by_side_cpu.md") -> list[str]:
   """rnnbench / tool per round (runs of the same round), per cell and tool in OTHERS."""
+  tokens = (report.get("settings") or {}).get("tokens", "uniform")
   rows = []
   runs = [r for r in report["runs"] if r.get("median_s")]
   for cell in dict.fromkeys(r["cell"] for r in report["summary"]):
@@ -84,9 +93,9 @@ def side_by_side_rows(report: dict[str, Any]) -> list[str]:
         continue
       ratios = [ours[k] / theirs[k] for k in rounds]
       ms = lambda d: f"{1e3 * statistics.median([d[k] for k in rounds]):.2f} ms"
-      rows.append(f"| train step, {cell.upper()} | {name} | {_span(ratios)} ({len(rounds)} "
-                  f"rounds) | {ms(ours)} | {ms(theirs)} | "
-                  "[side_by_side_cpu.md](results/side_by_side_cpu.md) |")
+      rows.append(f"| train step, {cell.upper()}, {tokens} ids | {name} | {_span(ratios)} "
+                  f"({len(rounds)} rounds) | {ms(ours)} | {ms(theirs)} | "
+                  f"[{page}](results/{page}) |")
   return rows
 
 
@@ -113,16 +122,23 @@ def tokenizer_rows(report: dict[str, Any]) -> list[str]:
           f"{statistics.median(theirs):.2f} s | [tokenizer_speed.md](results/tokenizer_speed.md) |"]
 
 
-def block(side: dict[str, Any], whole: dict[str, Any], tok: dict[str, Any]) -> str:
+def block(side: dict[str, Any], zipf: dict[str, Any], whole: dict[str, Any],
+          tok: dict[str, Any]) -> str:
   """Markdown: the table and, per source, the machine it was measured on."""
   tok_env = tok.get("environment") or {"cpu": tok.get("machine"), "cpu_count": tok.get("cpus")}
   lines = ["Written by `python scripts/speed_summary.py` from `results/`. ratio = rnnbench's "
            "time / the other's (below 1: rnnbench takes less time), median [lowest, highest] "
            "over the rounds; times are medians.", "",
            "| what | against | ratio | rnnbench | other | page |", "|---|---|--:|--:|--:|---|",
-           *side_by_side_rows(side), *whole_run_rows(whole), *tokenizer_rows(tok), "",
+           *side_by_side_rows(side), *side_by_side_rows(zipf, "side_by_side_cpu_zipf.md"),
+           *whole_run_rows(whole), *tokenizer_rows(tok), "",
+           "Token ids: uniform in [1, 20000) (nearly all of a batch's 3,200 distinct), or zipf, "
+           "p ~ 1 / rank as in text (about 1,250 distinct, as a 20 Newsgroups batch): the same "
+           "batch for every tool.", "",
            f"- train step: {_machine(side['environment'], side['load_average'])}, "
            f"{side['created_utc']}",
+           f"- train step, zipf ids: {_machine(zipf['environment'], zipf['load_average'])}, "
+           f"{zipf['created_utc']}",
            f"- whole run: {_machine(whole['environment'], whole['loadavg_start'])}, "
            f"{whole['created_utc']}",
            f"- tokenizer: {_machine(tok_env, tok.get('load_average'))}"
@@ -134,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
   args = parser.parse_args(argv)
-  new = block(load(SIDE_BY_SIDE), load(WHOLE_RUN), load(TOKENIZER))
+  new = block(load(SIDE_BY_SIDE), load(SIDE_BY_SIDE_ZIPF), load(WHOLE_RUN), load(TOKENIZER))
   page = "# Speed summary (CPU)\n\n" + new.replace("](results/", "](")  # links from results/
   return runinfo.write_readme_block(README, START, END, new, [(OUT, page)], args.check,
                                     "python scripts/speed_summary.py")

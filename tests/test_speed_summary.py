@@ -32,6 +32,14 @@ def _side_by_side():
           "load_average": {"start": [1.0], "end": [1.0]}, "created_utc": "2026-01-01T00:00:00"}
 
 
+def _side_by_side_zipf():
+  report = _side_by_side()
+  report["runs"] = [dict(r, median_s=r["median_s"] / 2) if r["tool"] == "rnnbench" else r
+                    for r in report["runs"]]
+  report["settings"] = {"tokens": "zipf"}
+  return report
+
+
 def _whole_run():
   ratio = {"median": 0.5, "min": 0.4, "max": 0.6, "n": 3}
   wall = lambda m: {"median": m, "min": m, "max": m, "n": 3}
@@ -51,7 +59,8 @@ def _tokenizer():
 @pytest.fixture
 def fake(tmp_path, monkeypatch):
   script = _script()
-  for name, obj in (("SIDE_BY_SIDE", _side_by_side()), ("WHOLE_RUN", _whole_run()),
+  for name, obj in (("SIDE_BY_SIDE", _side_by_side()), ("SIDE_BY_SIDE_ZIPF", _side_by_side_zipf()),
+                    ("WHOLE_RUN", _whole_run()),
                     ("TOKENIZER", _tokenizer())):
     path = tmp_path / f"{name.lower()}.json"
     path.write_text(json.dumps(obj))
@@ -70,8 +79,12 @@ def test_block_has_the_ratios_per_round_with_their_range_and_the_machine(fake):
   block = text.split(fake.START)[1].split(fake.END)[0]
   assert "old 9.99 ms" not in text and text.endswith(f"{fake.END}\n\nafter\n")
   # torch: 10/20 and 10/40 -> median 0.375 [0.25, 0.50]; Keras-TF 1/3 both rounds
-  assert "| train step, LSTM | PyTorch eager | **0.38** [0.25, 0.50] (2 rounds) | 10.00 ms | " \
-         "30.00 ms |" in block
+  assert "| train step, LSTM, uniform ids | PyTorch eager | **0.38** [0.25, 0.50] (2 rounds) " \
+         "| 10.00 ms | 30.00 ms |" in block
+  # the zipf page: rnnbench at half the time, its own page linked
+  assert "| train step, LSTM, zipf ids | PyTorch eager | **0.19** [0.12, 0.25] (2 rounds) " \
+         "| 5.00 ms | 30.00 ms | [side_by_side_cpu_zipf.md](results/side_by_side_cpu_zipf.md) |" \
+         in block
   assert "| Keras 3 TF `fit` | **0.33** [0.33, 0.33] (2 rounds) | 10.00 ms | 30.00 ms |" in block
   assert "| whole `run.py`, GRU, cold | the Keras notebook | **0.50** [0.40, 0.60] (3 rounds) " \
          "| 15.0 s | 30.0 s |" in block
@@ -104,7 +117,8 @@ def test_a_missing_source_names_the_command_that_makes_it(fake, tmp_path, monkey
 def test_readme_block_is_current_or_says_which_command_is_missing(capsys):
   """The real README: current, or (sources not measured yet) the one line naming the command."""
   script = _script()
-  missing = [p for p in (script.SIDE_BY_SIDE, script.WHOLE_RUN, script.TOKENIZER)
+  missing = [p for p in (script.SIDE_BY_SIDE, script.SIDE_BY_SIDE_ZIPF, script.WHOLE_RUN,
+                         script.TOKENIZER)
              if not p.exists()]
   if missing:
     with pytest.raises(SystemExit) as e:
