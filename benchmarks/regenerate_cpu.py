@@ -31,7 +31,7 @@ ARCHIVE_ENV = "RNNBENCH_20NEWS_ARCHIVE"
 SHARED_ARCHIVE = ROOT.parent / "shared" / "data" / "20news-bydate.tar.gz"
 EIGHT_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
 LEADS = ("baseline,hard_sigmoid_jvp,fused,fused_unroll2,fused_unroll4,fused_1thread_eigen,"
-         "sparse_embedding_adam,cpu_kernels")
+         "sparse_embedding_adam,cpu_kernels,rows_projection")
 BENCH = ["-m", "rnnbench.bench", "--config=configs/default.py", "--bench.cells=lstm,gru"]
 
 

@@ -1,7 +1,8 @@
 // rnnbench's C++ kernels for XLA:CPU, called through XLA's FFI (rnnbench/cpu_kernels.py
-// builds them): the LSTM and GRU (reset_after=False) recurrences (rnnbench/cpu_rnn.py), and
+// builds them): the LSTM and GRU (reset_after=False) recurrences (rnnbench/cpu_rnn.py),
 // Keras' Adam of an embedding table from its gathered rows' gradient
-// (rnnbench/embedding_adam.py), at the end of this file.
+// (rnnbench/embedding_adam.py), and the input projection of an embedding's rows once per
+// distinct token (cpu_rnn.project), at the end of this file.
 //
 // The recurrences:
 //

@@ -4,9 +4,8 @@
 bias, the recurrent kernel ``u`` (H, G H); every ``h_t`` (T, B, H) back; the forward saves
 the slabs ``fused_rnn``'s forward saves), so the backward of either follows the forward of
 either. Each direction of a layer is ONE custom call for the whole sequence: the time loop
-runs in C++ with ``u`` in cache, the batch rows split over XLA's intra-op threads. The input
-projection, and the weight gradient ``H_prev^T dZ``, stay XLA matmuls over all ``T * B``
-rows, as in ``fused_rnn``.
+runs in C++ with ``u`` in cache, the batch rows split over XLA's intra-op threads. The weight
+gradient ``H_prev^T dZ`` stays an XLA matmul over all ``T * B`` rows, as in ``fused_rnn``.
 
 ``project`` is the input projection ``x W`` of an embedding's rows, once per distinct token
 (``rows_project`` in ``cpu_kernels.cc``): the cells use it for a layer that reads the

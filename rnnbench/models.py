@@ -32,6 +32,10 @@ Options (``config.model``, docs/model_options.md); the defaults are the notebook
   A final LayerNorm (``block_norm``) comes before the pooling. Params ``block_0``,
   ``block_1``, ... beside ``rnn``, ``rnn_1``, ...; False (the default) is the notebook's model.
 
+The first layer reads the embedding's rows; a cell that ``takes_ids`` (the LSTM, the GRU)
+is also given their tokens, so that on CPU it projects each distinct token's row once
+(``pallas_rnn.input_projection``).
+
 Masking, how: a causal RNN started from zeros gives at every valid step what it gives on the
 same row with its padding moved to the end. So each row's tokens are put in "valid-first"
 order (a stable sort of the mask), the cells run unchanged, the backward direction reverses

@@ -70,3 +70,27 @@ def small_config(**overrides):
     section, field = key.split(".")
     config[section][field] = value
   return config
+
+
+def default_config_with(options):
+  """The notebook's config (configs/default.py) with ``{"section.field": value}`` set."""
+  config = default.get_config()
+  for key, value in options.items():
+    section, field = key.split(".")
+    config[section][field] = value
+  return config
+
+
+def assert_same_training(want, got, want_metrics, got_metrics):
+  """Two train states' params and Adam moments, and their metric sums, equal to float32
+  rounding (relative to each leaf's largest magnitude)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  leaves = lambda s: jax.tree_util.tree_flatten_with_path((s.params, s.opt_state.mu,
+                                                           s.opt_state.nu))[0]
+  for (path, a), (_, b) in zip(leaves(want), leaves(got)):
+    a, b = np.asarray(a), np.asarray(b)
+    assert np.max(np.abs(a - b)) <= 2e-5 * (np.max(np.abs(a)) + 1e-30), \
+        jax.tree_util.keystr(path)
+  for k in want_metrics:
+    np.testing.assert_allclose(got_metrics[k], want_metrics[k], rtol=1e-5)

@@ -24,7 +24,7 @@ from rnnbench import pallas_rnn
 from rnnbench import scan as scan_lib
 from rnnbench import train
 from rnnbench.configs import default
-from conftest import in_ci
+from conftest import assert_same_training, default_config_with, in_ci
 
 GATES = {"hard_sigmoid": activations.hard_sigmoid, "sigmoid": jax.nn.sigmoid}
 KERNELS = {"lstm": (4, fused_rnn.lstm, cpu_rnn.lstm), "gru": (3, fused_rnn.gru, cpu_rnn.gru)}
@@ -315,18 +315,10 @@ def test_train_steps_with_the_rows_projection(options, monkeypatch):
   """The classifier's first layer projecting each distinct token once (impl "auto" on this
   host) trains as the plain matmul does: params and moments after two steps, and the
   metrics, to float32 rounding."""
-  config = default.get_config()
-  for key, value in options.items():
-    section, name = key.split(".")
-    config[section][name] = value
+  config = default_config_with(options)
   got, got_metrics = _train_steps(config, monkeypatch, ids=True)
   want, want_metrics = _train_steps(config, monkeypatch, ids=False)
-  leaves = lambda s: jax.tree_util.tree_flatten_with_path((s.params, s.opt_state.mu,
-                                                           s.opt_state.nu))[0]
-  for (path, a), (_, b) in zip(leaves(want), leaves(got)):
-    assert _rel(a, b) < 2e-5, jax.tree_util.keystr(path)
-  for k in want_metrics:
-    np.testing.assert_allclose(got_metrics[k], want_metrics[k], rtol=1e-5)
+  assert_same_training(want, got, want_metrics, got_metrics)
 
 
 def test_rows_projection_not_in_a_cuda_export():

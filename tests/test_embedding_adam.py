@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import in_ci
+from conftest import assert_same_training, default_config_with, in_ci
 from rnnbench import cpu_kernels
 from rnnbench import embedding_adam
 from rnnbench import optim
@@ -97,19 +97,11 @@ def test_train_steps_equal_the_dense_update(options, monkeypatch):
   """Three train steps with the one-pass update give the dense path's params, moments, step
   count and metrics, to float32 rounding (the masked, bidirectional model looks its tokens
   up in another order: the recorded tokens are the ones it used)."""
-  config = default.get_config()
-  for key, value in options.items():
-    section, name = key.split(".")
-    config[section][name] = value
+  config = default_config_with(options)
   got, got_metrics = _run(config, monkeypatch=monkeypatch)
   want, want_metrics = _run(config, fast=False, monkeypatch=monkeypatch)
   assert int(got.step) == int(want.step) == 3 and int(got.opt_state.count) == 3
-  leaves = lambda s: jax.tree_util.tree_flatten_with_path((s.params, s.opt_state.mu,
-                                                           s.opt_state.nu))[0]
-  for (path, a), (_, b) in zip(leaves(want), leaves(got)):
-    assert _rel(a, b) < 2e-5, jax.tree_util.keystr(path)
-  for k in want_metrics:
-    np.testing.assert_allclose(got_metrics[k], want_metrics[k], rtol=1e-5)
+  assert_same_training(want, got, want_metrics, got_metrics)
   table = got.params["embedding"]["embeddings"]
   assert not np.allclose(table, train.create_train_state(config, 20, jax.random.PRNGKey(0))
                          .params["embedding"]["embeddings"])

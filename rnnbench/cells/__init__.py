@@ -27,6 +27,12 @@ A cell is a Flax linen module that runs a whole sequence::
       def param_count(self, in_features: int) -> int:
         ...                              # the closed-form count of the params it creates
 
+A cell whose input projection can use the tokens of an embedding's rows declares
+``takes_ids: ClassVar[bool] = True`` and takes ``__call__(self, x, ids=None)``: the classifier
+passes the first layer, which reads the embedding directly, ``ids`` (B, T), the token of each
+row of ``x`` (equal ids, equal rows); the LSTM and GRU use it on CPU
+(``pallas_rnn.input_projection``). Other cells are called with ``x`` alone.
+
 A field named like one of the classifier's own options (``CLASSIFIER_OPTIONS``: dropout,
 embed_dim, ...) is refused at ``register``, so a cell's recurrent ``dropout`` cannot
 silently take the classifier's 0.5; a cell that does want the classifier's value names the
