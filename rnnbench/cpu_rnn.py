@@ -151,7 +151,8 @@ gru.defvjp(gru_fwd, gru_bwd)
 
 def _project_kernel(x, ids, w):
   t, b = ids.shape[1], ids.shape[0]
-  return cpu_kernels.call("rnnbench_rows_project", [(t, b, w.shape[1])], x, ids, w)[0]
+  return cpu_kernels.call("rnnbench_rows_project", [(t, b, w.shape[1])], x,
+                          ids.astype(jnp.int32), w)[0]
 
 
 def _project_xla(x, ids, w):
@@ -160,8 +161,8 @@ def _project_xla(x, ids, w):
 
 
 def _project_bwd_kernel(x, ids, w, dxw):
-  return tuple(cpu_kernels.call("rnnbench_rows_project_bwd", [x.shape, w.shape], x, ids, w,
-                                dxw))
+  return tuple(cpu_kernels.call("rnnbench_rows_project_bwd", [x.shape, w.shape], x,
+                                ids.astype(jnp.int32), w, dxw))
 
 
 def _project_bwd_xla(x, ids, w, dxw):
