@@ -189,8 +189,10 @@ def part_functions(config, state: train.TrainState, batch, key: jax.Array
                               table.dtype)
   gate = activations.get_activation(config.model.recurrent_activation)
   # the first layer's projection and the layer, given the embedding's tokens as in the step
-  project = lambda emb, kernel: pallas_rnn.input_projection(impl, gate, emb, kernel, x)
-  layer = lambda emb, rnn: cell.apply({"params": rnn}, emb, x)
+  # (the reset_after=True GRU does not use them)
+  ids = None if config.model.cell == "gru" and config.model.reset_after else x
+  project = lambda emb, kernel: pallas_rnn.input_projection(impl, gate, emb, kernel, ids)
+  layer = lambda emb, rnn: cell.apply({"params": rnn}, emb, ids)
 
   def head_loss(head, hs):
     logits = model.apply({"params": head}, hs, True, method=_head_logits,

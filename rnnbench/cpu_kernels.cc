@@ -654,15 +654,18 @@ struct Groups {
 
 Groups group_ids(const int32_t* ids, int64_t batch, int64_t steps) {
   const int64_t n = batch * steps;
-  int64_t capacity = 16;
-  while (capacity < 2 * n) capacity *= 2;
+  int64_t capacity = 16, bits = 4;
+  while (capacity < 2 * n) capacity *= 2, ++bits;
   std::vector<int32_t> keys(capacity), slot_group(capacity, -1);
   Groups groups{std::vector<int32_t>(n), {}};
-  const uint32_t mask = static_cast<uint32_t>(capacity - 1);
+  const uint64_t mask = static_cast<uint64_t>(capacity - 1);
   for (int64_t t = 0; t < steps; ++t) {
     for (int64_t b = 0; b < batch; ++b) {
       const int32_t id = ids[b * steps + t];
-      uint32_t s = (static_cast<uint32_t>(id) * 2654435761u) & mask;
+      // the product's HIGH bits (Fibonacci hashing): its low bits are the id's low bits,
+      // so ids that are multiples of a power of two would all probe one slot
+      uint64_t s = (static_cast<uint64_t>(static_cast<uint32_t>(id)) *
+                    0x9E3779B97F4A7C15ull) >> (64 - bits);
       while (slot_group[s] >= 0 && keys[s] != id) s = (s + 1) & mask;
       if (slot_group[s] < 0) {
         keys[s] = id;

@@ -322,7 +322,8 @@ def input_projection(impl: str, gate: Activation, x: jax.Array, kernel: jax.Arra
   recurrence runs on the C++ kernels (``impl`` "cpu", or "auto" where ``_cpu_runs``; the
   cell passes no ``ids`` where they don't run it), ``cpu_rnn.project``: each distinct
   token's row projected once."""
-  if ids is not None and impl in ("cpu", "auto") and _cpu_runs(gate, x.dtype):
+  if (ids is not None and impl in ("cpu", "auto") and _cpu_runs(gate, x.dtype)
+      and kernel.dtype == jnp.float32):
     return cpu_rnn.project(x, ids, kernel)
   return scan_lib.time_major(x) @ kernel
 

@@ -41,11 +41,11 @@ START, END = "<!-- speed:start -->", "<!-- speed:end -->"
 MAKES = {
     "side_by_side_cpu.json": "python benchmarks/side_by_side.py "
                              "--tools=rnnbench,keras-tensorflow,keras-jax,torch-eager "
-                             "--rounds=3 --json=results/side_by_side_cpu.json "
+                             "--rounds=5 --json=results/side_by_side_cpu.json "
                              "--markdown=results/side_by_side_cpu.md",
     "side_by_side_cpu_zipf.json": "python benchmarks/side_by_side.py "
                                   "--tools=rnnbench,keras-tensorflow,keras-jax,torch-eager "
-                                  "--rounds=3 --tokens=zipf "
+                                  "--rounds=5 --tokens=zipf "
                                   "--json=results/side_by_side_cpu_zipf.json "
                                   "--markdown=results/side_by_side_cpu_zipf.md",
     "whole_run_cpu.json": "python benchmarks/whole_run.py --rounds=3 "

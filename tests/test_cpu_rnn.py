@@ -250,7 +250,9 @@ def test_whole_run_builds_the_kernels_apart(tmp_path, monkeypatch):
 
 # (B, T, D, G, vocab): the notebook's LSTM layer; odd sizes (tails of the 8-row blocks, of
 # the 16-wide vectors, D not a multiple of 8); every token distinct
-PROJECTIONS = [(32, 100, 128, 200, 2000), (13, 7, 37, 63, 9), (3, 5, 16, 48, 10 ** 6)]
+# distinct, over 256 groups with D not a multiple of 8 (the weight gradient's chunked tail)
+PROJECTIONS = [(32, 100, 128, 200, 2000), (13, 7, 37, 63, 9), (3, 5, 16, 48, 10 ** 6),
+               (32, 100, 37, 120, 2000)]
 
 
 @pytest.mark.parametrize("shape", PROJECTIONS)
@@ -263,6 +265,7 @@ def test_project_equals_the_matmul(shape):
   ids = rng.integers(0, vocab, (b, t)).astype(np.int32)
   ids[0, : t // 2] = 3
   ids[-1, -1] = -5 if vocab > 100 else ids[-1, -1]
+  ids[1, : t // 2] = 2 ** 20 * np.arange(t // 2)  # multiples of a power of two: no pile-up
   table = jnp.asarray(rng.standard_normal((vocab, d)).astype(np.float32))
   w = jnp.asarray((rng.standard_normal((d, g)) / np.sqrt(d)).astype(np.float32))
   cot = jnp.asarray(rng.standard_normal((t, b, g)).astype(np.float32))
@@ -308,6 +311,7 @@ def _batch(seed):
 @pytest.mark.parametrize("options", [
     {"model.cell": "lstm"},  # the notebook's
     {"model.cell": "gru"},
+    {"model.cell": "lstm", "model.bidirectional": True},  # the backward cell's flipped ids
     {"model.cell": "lstm", "model.mask_padding": True, "model.bidirectional": True,
      "model.num_layers": 2},
 ])
@@ -319,6 +323,19 @@ def test_train_steps_with_the_rows_projection(options, monkeypatch):
   got, got_metrics = _train_steps(config, monkeypatch, ids=True)
   want, want_metrics = _train_steps(config, monkeypatch, ids=False)
   assert_same_training(want, got, want_metrics, got_metrics)
+
+
+@pytest.mark.parametrize("options", [{"model.block": True},
+                                     {"model.cell": "gru", "model.reset_after": True}])
+def test_rows_projection_only_where_the_first_layer_reads_the_embedding(options):
+  """A residual block (its cell reads LayerNorm(x), not the rows) and the reset_after=True
+  GRU (its recurrence is not these kernels') project with the matmul."""
+  config = default_config_with(options)
+  state = jax.eval_shape(lambda: train.create_train_state(config, 20, jax.random.key(0)))
+  batch = (jnp.zeros((32, 100), jnp.int32), jnp.zeros(32, jnp.int32), jnp.ones(32))
+  step = jax.jit(functools.partial(train._train_step,
+                                   loss_fn=optim.keras_categorical_crossentropy))
+  assert "rnnbench_rows_project" not in step.lower(state, batch, train.zero_metrics()).as_text()
 
 
 def test_rows_projection_not_in_a_cuda_export():
