@@ -17,7 +17,7 @@ not, with one warning), ``impl="cpu"`` insists.
 
 What it runs: float32 only; the gate (recurrent activation) Keras 2's hard sigmoid or the
 logistic sigmoid (``supports``); the LSTM and the reset_after=False GRU (the
-reset_after=True GRU runs ``fused_rnn``). Its tanh and sigmoid are its own (about 1 ulp),
+reset_after=True GRU runs ``fused_rnn``). Its tanh and sigmoid are its own (within 2 ulp),
 so results equal ``fused_rnn``'s to float32 rounding, not bit for bit
 (``tests/test_cpu_rnn.py``). Reverse mode only, like ``fused_rnn``.
 """
