@@ -138,35 +138,19 @@ inline Vec multiply_add(float s, Vec w, Vec acc) {
 #endif
 }
 
-// dst[0, n) = src[0, n) and dst[0, n) = 0 in vector moves, the last one masked. Every move
-// goes through a mask (all ones but at the tail) so that the compiler cannot turn the loop
-// into a call to memmove or memset (GCC's loop distribution does, for plain vector moves
-// and std::fill): the kernels copy and clear thousands of short rows a step, where the
-// call costs more than the move.
-#if defined(__AVX512F__)
-inline __mmask16 lanes_mask(int64_t left) {
-  return left >= kLanes ? static_cast<__mmask16>(0xFFFF)
-                        : static_cast<__mmask16>((1u << left) - 1u);
-}
-#endif
-
+// dst[0, n) = src[0, n): the kernels copy short rows every step. (GCC turns the loop of
+// whole vectors into a call to memmove; at these sizes, 50 to 200 floats, that is as fast
+// as inline moves on the machines measured, so it is left so.)
 inline void copy_floats(float* __restrict dst, const float* __restrict src, int64_t n) {
 #if defined(__AVX512F__)
-  for (int64_t j = 0; j < n; j += kLanes) {
-    const __mmask16 mask = lanes_mask(n - j);
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) _mm512_storeu_ps(dst + j, _mm512_loadu_ps(src + j));
+  if (j < n) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n - j)) - 1u);
     _mm512_mask_storeu_ps(dst + j, mask, _mm512_maskz_loadu_ps(mask, src + j));
   }
 #else
   std::copy(src, src + n, dst);
-#endif
-}
-
-inline void zero_floats(float* dst, int64_t n) {
-#if defined(__AVX512F__)
-  for (int64_t j = 0; j < n; j += kLanes)
-    _mm512_mask_storeu_ps(dst + j, lanes_mask(n - j), _mm512_setzero_ps());
-#else
-  std::fill(dst, dst + n, 0.0f);
 #endif
 }
 
@@ -632,7 +616,7 @@ void embedding_adam(Pool& pool, int64_t vocab, int64_t width, int64_t n, float* 
   parallel_blocks(pool, vocab, 256, [=](int64_t r0, int64_t count) {
     std::vector<float> g(width);
     for (int64_t r = r0; r < r0 + count; ++r) {
-      zero_floats(g.data(), width);
+      std::fill(g.begin(), g.end(), 0.0f);
       for (int32_t i = headp[r]; i >= 0; i = nextp[i]) {
         const float* src = rows + static_cast<int64_t>(i) * width;
         for (int64_t e = 0; e < width; ++e) g[e] += src[e];
@@ -754,7 +738,7 @@ void rows_project(Pool& pool, int64_t batch, int64_t steps, int64_t width, int64
       const int64_t rows = std::min(kRows, g0 + count - r0);
       for (int64_t r = 0; r < rows; ++r)
         copy_floats(xb.data() + r * width, row_at(x, firstp[r0 + r], batch, steps, width), width);
-      zero_floats(xb.data() + rows * width, (kRows - rows) * width);
+      std::fill(xb.begin() + rows * width, xb.end(), 0.0f);
       matmul_rows(pb.data(), gp, xb.data(), width, wp, width);
       for (int64_t r = 0; r < rows; ++r)
         for (int32_t p = firstp[r0 + r]; p >= 0; p = nextp[p])
@@ -785,7 +769,7 @@ void rows_project_bwd(Pool& pool, int64_t batch, int64_t steps, int64_t width, i
     for (int64_t r0 = g0; r0 < g0 + count; r0 += kRows) {
       const int64_t rows = std::min(kRows, g0 + count - r0);
       float* sb = sp + r0 * gp;
-      zero_floats(sb, kRows * gp);
+      std::fill(sb, sb + kRows * gp, 0.0f);
       for (int64_t r = 0; r < rows; ++r) {
         float* sr = sb + r * gp;
         for (int32_t p = firstp[r0 + r]; p >= 0; p = nextp[p]) {
@@ -802,7 +786,7 @@ void rows_project_bwd(Pool& pool, int64_t batch, int64_t steps, int64_t width, i
                     db.data() + r * dp, width);
         for (int32_t p = nextp[first]; p >= 0; p = nextp[p]) {
           float* dst = const_cast<float*>(row_at(dx, p, batch, steps, width));
-          zero_floats(dst, width);
+          std::fill(dst, dst + width, 0.0f);
         }
       }
     }
@@ -820,7 +804,7 @@ void rows_project_bwd(Pool& pool, int64_t batch, int64_t steps, int64_t width, i
         float* out = dwpp + d * gp;
         const float* xr = xup + c0 * width + d;
         if (d + kRows > width) {  // the last block, rows past width zero
-          if (c0 == 0) zero_floats(out, kRows * gp);
+          if (c0 == 0) std::fill(out, out + kRows * gp, 0.0f);
           float tail[kRows * kChunk] = {};
           for (int64_t i = 0; i < k; ++i)
             for (int64_t r = 0; d + r < width; ++r) tail[r * kChunk + i] = xr[i * width + r];
