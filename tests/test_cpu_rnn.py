@@ -290,14 +290,25 @@ def _train_steps(config, monkeypatch, ids: bool, steps=2):
     if not ids:
       patch.setattr(models, "takes_ids", lambda layer: False)
     state = train.create_train_state(config, 20, jax.random.PRNGKey(0))
-    step = jax.jit(functools.partial(train._train_step,
-                                     loss_fn=optim.keras_categorical_crossentropy))
+    step = _jitted_step()
     text = step.lower(state, _batch(0), train.zero_metrics()).as_text()
     assert ("rnnbench_rows_project" in text) == ids
     metrics = train.zero_metrics()
     for i in range(steps):
       state, metrics = step(state, _batch(i), metrics)
   return state, metrics
+
+
+def _jitted_step():
+  return jax.jit(functools.partial(train._train_step,
+                                   loss_fn=optim.keras_categorical_crossentropy))
+
+
+def _abstract_step(config):
+  """The jitted train step, the shapes of ``config``'s train state and a notebook batch."""
+  state = jax.eval_shape(lambda: train.create_train_state(config, 20, jax.random.key(0)))
+  batch = (jnp.zeros((32, 100), jnp.int32), jnp.zeros(32, jnp.int32), jnp.ones(32))
+  return _jitted_step(), state, batch
 
 
 def _batch(seed):
@@ -330,21 +341,13 @@ def test_train_steps_with_the_rows_projection(options, monkeypatch):
 def test_rows_projection_only_where_the_first_layer_reads_the_embedding(options):
   """A residual block (its cell reads LayerNorm(x), not the rows) and the reset_after=True
   GRU (its recurrence is not these kernels') project with the matmul."""
-  config = default_config_with(options)
-  state = jax.eval_shape(lambda: train.create_train_state(config, 20, jax.random.key(0)))
-  batch = (jnp.zeros((32, 100), jnp.int32), jnp.zeros(32, jnp.int32), jnp.ones(32))
-  step = jax.jit(functools.partial(train._train_step,
-                                   loss_fn=optim.keras_categorical_crossentropy))
+  step, state, batch = _abstract_step(default_config_with(options))
   assert "rnnbench_rows_project" not in step.lower(state, batch, train.zero_metrics()).as_text()
 
 
 def test_rows_projection_not_in_a_cuda_export():
   """The train step exported for CUDA from this host has the XLA matmul, not the kernel."""
-  config = default.get_config()
-  state = jax.eval_shape(lambda: train.create_train_state(config, 20, jax.random.key(0)))
-  batch = (jnp.zeros((32, 100), jnp.int32), jnp.zeros(32, jnp.int32), jnp.ones(32))
-  step = jax.jit(functools.partial(train._train_step,
-                                   loss_fn=optim.keras_categorical_crossentropy))
+  step, state, batch = _abstract_step(default.get_config())
   triton = [jax.export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")]
   cuda = jax.export.export(step, platforms=["cuda"], disabled_checks=triton)(
       state, batch, train.zero_metrics()).mlir_module()
