@@ -1,6 +1,6 @@
 // rnnbench's C++ kernels for XLA:CPU, called through XLA's FFI (rnnbench/cpu_kernels.py
 // builds them): the LSTM and GRU (reset_after=False) recurrences (rnnbench/cpu_rnn.py),
-// Keras' Adam of an embedding table from its gathered rows' gradient
+// the lookup of an embedding's rows and Keras' Adam of the table from their gradient
 // (rnnbench/embedding_adam.py), and the input projection of an embedding's rows once per
 // distinct token (cpu_rnn.project), at the end of this file.
 //
@@ -30,6 +30,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -567,6 +568,49 @@ ffi::Error GruBwd(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> dhs, ffi::Buffer<f
   return ffi::Error::Success();
 }
 
+// The table row that jnp.take(table, ids, axis=0) reads for id, -1 for none: ids in
+// [-vocab, 0) count from the end, ids outside [-vocab, vocab) have no row (NaN in jnp.take).
+inline int64_t table_row(int32_t id, int64_t vocab) {
+  const int64_t r = id < 0 ? id + vocab : id;
+  return r >= 0 && r < vocab ? r : -1;
+}
+
+// ---------------------------------------------------------------------------------------
+// The embedding lookup: out (N, E) = jnp.take(table (V, E), ids (N,), axis=0), row copies
+// shared out over the pool (XLA's gather is an element-wise loop over the output, with a
+// bounds select per element). A row without a table row is NaN, as jnp.take fills it.
+constexpr int64_t kAhead = 8;
+template <typename Pool>
+void gather_rows(Pool& pool, int64_t vocab, int64_t width, int64_t n, const float* table,
+                 const int32_t* ids, float* out) {
+  parallel_blocks(pool, n, 512, [=](int64_t i0, int64_t count) {
+    for (int64_t i = i0; i < i0 + count; ++i) {
+      // the table's rows are mostly out of cache, and its rows' addresses known: a few
+      // rows ahead, their lines are asked for (the copies wait on memory, not the CPU)
+      if (i + kAhead < i0 + count) {
+        const int64_t ahead = table_row(ids[i + kAhead], vocab);
+        if (ahead >= 0) prefetch_rows(table, ahead, 1, width);
+      }
+      const int64_t r = table_row(ids[i], vocab);
+      float* dst = out + i * width;
+      if (r < 0)
+        std::fill(dst, dst + width, std::numeric_limits<float>::quiet_NaN());
+      else
+        copy_floats(dst, table + r * width, width);
+    }
+  });
+}
+
+ffi::Error GatherRows(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> table,
+                      ffi::Buffer<ffi::S32> ids, ffi::ResultBuffer<ffi::F32> out) {
+  auto d = table.dimensions();
+  if (d.size() != 2 || out->element_count() != ids.element_count() * d[1])
+    return ffi::Error::InvalidArgument("gather_rows: table (V, E), ids (...), out (..., E)");
+  gather_rows(pool, d[0], d[1], ids.element_count(), table.typed_data(), ids.typed_data(),
+              out->typed_data());
+  return ffi::Error::Success();
+}
+
 // One row of Keras' Adam, in place.
 inline void adam_row(int64_t width, float* __restrict p, float* __restrict m,
                      float* __restrict v, const float* __restrict g, float neg_lr, float b1,
@@ -586,8 +630,9 @@ inline void adam_row(int64_t width, float* __restrict p, float* __restrict m,
 // their order; 0 for a row no token touched), and then every row of p, m and v is read and
 // written once, with optim.keras_adam's ops in its order:
 //   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  p = p + (-lr_t m) / (sqrt(v) + eps),
-// so rows no token touched decay, as in Keras' dense update. Ids outside [0, V) are dropped,
-// as XLA's scatter drops them.
+// so rows no token touched decay, as in Keras' dense update. Ids are read as jnp.take reads
+// them (table_row): those in [-V, 0) count from the end, those outside [-V, V) are dropped (the
+// dense path's scatter drops them).
 
 // p, m, v are updated in place (the custom call aliases them to its outputs).
 template <typename Pool>
@@ -596,8 +641,8 @@ void embedding_adam(Pool& pool, int64_t vocab, int64_t width, int64_t n, float* 
                     float c1, float b2, float c2, float eps) {
   std::vector<int32_t> head(vocab, -1), next(n, -1);
   for (int64_t i = n - 1; i >= 0; --i) {  // each row's list of its ids' positions, ascending
-    const int32_t id = ids[i];
-    if (id < 0 || id >= vocab) continue;
+    const int64_t id = table_row(ids[i], vocab);
+    if (id < 0) continue;
     next[i] = head[id];
     head[id] = static_cast<int32_t>(i);
   }
@@ -875,6 +920,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchGruBwd, GruBwd,
                               ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>().Arg<F32>()
                                   .Arg<F32>().Arg<F32>().Arg<F32>().Ret<F32>().Ret<F32>()
                                   .Attr<int32_t>("gate"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchGatherRows, GatherRows,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>()
+                                  .Arg<ffi::Buffer<ffi::S32>>().Ret<F32>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchRowsProject, RowsProject,
                               ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>()
                                   .Arg<ffi::Buffer<ffi::S32>>().Arg<F32>().Ret<F32>());

@@ -39,6 +39,7 @@ TARGETS = {  # FFI target name -> the symbol cpu_kernels.cc exports
     "rnnbench_lstm_bwd": "RnnbenchLstmBwd", "rnnbench_gru_fwd": "RnnbenchGruFwd",
     "rnnbench_gru_infer": "RnnbenchGruInfer", "rnnbench_gru_bwd": "RnnbenchGruBwd",
     "rnnbench_embedding_adam": "RnnbenchEmbeddingAdam",
+    "rnnbench_gather_rows": "RnnbenchGatherRows",
     "rnnbench_rows_project": "RnnbenchRowsProject",
     "rnnbench_rows_project_bwd": "RnnbenchRowsProjectBwd",
 }

@@ -49,15 +49,29 @@ def applies(state) -> bool:
           and cpu_kernels.available())
 
 
+@jax.custom_vjp
+def lookup_at_zero(table: jax.Array, tokens: jax.Array, rows: jax.Array) -> jax.Array:
+  """``stop_gradient(jnp.take(table, tokens, axis=0)) + rows`` where ``rows`` is zeros (its
+  value is not read): the rows (a C++ kernel's copies, not XLA's gather with its per-element
+  bounds select and the add), whose gradient goes to ``rows`` alone."""
+  return cpu_kernels.call("rnnbench_gather_rows", [tokens.shape + table.shape[-1:]], table,
+                          tokens.astype(jnp.int32))[0]
+
+
+lookup_at_zero.defvjp(lambda table, tokens, rows: (lookup_at_zero(table, tokens, rows), None),
+                      lambda _, g: (None, None, g))
+
+
 @contextlib.contextmanager
 def gathered_rows(rows: jax.Array, tokens: list[jax.Array]) -> Iterator[None]:
   """While active, every ``models.Embedding`` call returns its rows plus ``rows`` (zeros of
-  its output's shape), with the gradient to the table stopped, and appends the tokens it
-  looked up to ``tokens``: the gradient of ``rows`` is then the gathered rows' gradient."""
+  its output's shape, ``lookup_at_zero``), with the gradient to the table stopped, and
+  appends the tokens it looked up to ``tokens``: the gradient of ``rows`` is then the
+  gathered rows' gradient."""
   def interceptor(next_fun, args, kwargs, context):
     if isinstance(context.module, models.Embedding) and context.method_name == "__call__":
       tokens.append(args[0])
-      return jax.lax.stop_gradient(next_fun(*args, **kwargs)) + rows
+      return lookup_at_zero(context.module.get_variable("params", TABLE[1]), args[0], rows)
     return next_fun(*args, **kwargs)
 
   with nn.intercept_methods(interceptor):

@@ -29,6 +29,7 @@ def _compiler():
 
 def _numpy_keras_adam(p, m, v, ids, rows, lr_t, b1=0.9, b2=0.999, eps=1e-7):
   g = np.zeros_like(p)
+  ids = np.where(ids < 0, ids + p.shape[0], ids)  # as jnp.take reads them
   keep = (ids >= 0) & (ids < p.shape[0])
   np.add.at(g, ids[keep], rows[keep])
   f = np.float32
@@ -38,15 +39,16 @@ def _numpy_keras_adam(p, m, v, ids, rows, lr_t, b1=0.9, b2=0.999, eps=1e-7):
 
 
 def test_kernel_is_keras_adam():
-  """Every row moves and decays; a repeated id's rows are summed; ids outside the table are
-  dropped (as XLA's scatter drops them); the result is Keras' Adam to float32 rounding."""
+  """Every row moves and decays; a repeated id's rows are summed; ids are read as jnp.take
+  reads them (those in [-V, 0) count from the end, those outside [-V, V) are dropped, as the
+  dense path's scatter drops them); the result is Keras' Adam to float32 rounding."""
   rng = np.random.default_rng(0)
   vocab, width = 1000, 24
   p, m = (rng.standard_normal((vocab, width)).astype(np.float32) for _ in range(2))
   v = rng.random((vocab, width)).astype(np.float32)
   ids = rng.integers(0, vocab, 300).astype(np.int32)
   ids[:40] = 7  # one row many times
-  ids[40:45] = [-1, vocab, vocab + 5, -100, 2 ** 30]
+  ids[40:46] = [-1, vocab, vocab + 5, -100, 2 ** 30, -vocab - 1]
   rows = rng.standard_normal((300, width)).astype(np.float32)
   hyper = optim.KerasAdamHyperparams(1e-3, 0.9, 0.999, 1e-7)
   lr_t = np.float32(0.0123)
@@ -54,9 +56,33 @@ def test_kernel_is_keras_adam():
   want = _numpy_keras_adam(p, m, v, ids, rows, lr_t)
   for g, w in zip(got, want):
     np.testing.assert_allclose(g, w, rtol=2e-6, atol=1e-7)
-  untouched = np.setdiff1d(np.arange(vocab), ids)
+  untouched = np.setdiff1d(np.arange(vocab), ids % vocab)
   assert len(untouched) > 500
   np.testing.assert_allclose(got[1][untouched], np.float32(0.9) * m[untouched], rtol=1e-7)
+
+
+def test_lookup_is_jnp_take():
+  """The rows' lookup is jnp.take's (ids in [-V, 0) from the end, NaN rows outside [-V, V)),
+  over any shape of ids; its gradient goes to the zeros it is given, none to the table."""
+  rng = np.random.default_rng(2)
+  vocab, width = 700, 20
+  table = jnp.asarray(rng.standard_normal((vocab, width)).astype(np.float32))
+  ids = rng.integers(0, vocab, (6, 1100)).astype(np.int32)  # more rows than one block
+  ids[0, :6] = [-1, -vocab, vocab, -vocab - 1, 2 ** 30, 0]
+  ids = jnp.asarray(ids)
+  rows = jnp.zeros(ids.shape + (width,), jnp.float32)
+  got = jax.jit(embedding_adam.lookup_at_zero)(table, ids, rows)
+  np.testing.assert_array_equal(got, jnp.take(table, ids, axis=0))
+  assert np.isnan(got[0, 2:5]).all() and not np.isnan(got[0, 5:]).any()
+  cot = jnp.asarray(rng.standard_normal(rows.shape).astype(np.float32))
+  grads = lambda lookup: jax.grad(lambda t, r: jnp.sum(jnp.nan_to_num(lookup(t, ids, r)) * cot),
+                                  argnums=(0, 1))(table, rows)
+  g_table, g_rows = grads(embedding_adam.lookup_at_zero)
+  want_table, want_rows = grads(lambda t, i, r: jax.lax.stop_gradient(jnp.take(t, i, axis=0)) + r)
+  np.testing.assert_array_equal(g_rows, want_rows)
+  assert np.count_nonzero(g_rows) > 0.9 * g_rows.size
+  np.testing.assert_array_equal(g_table, want_table)
+  np.testing.assert_array_equal(g_table, np.zeros_like(table))
 
 
 def _batches(rng, count, vocab=20000):
@@ -65,6 +91,7 @@ def _batches(rng, count, vocab=20000):
     x = rng.integers(1, vocab, (32, 100)).astype(np.int32)
     x[0, :60] = 7       # a token many times in a batch
     x[1:4, :30] = 0     # padding
+    x[4, :3] = -1       # the table's last row, as jnp.take reads it
     out.append((jnp.asarray(x), jnp.asarray(rng.integers(0, 20, 32).astype(np.int32)),
                 jnp.ones(32, jnp.float32)))
   return out
