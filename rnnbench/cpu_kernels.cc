@@ -1,8 +1,9 @@
 // rnnbench's C++ kernels for XLA:CPU, called through XLA's FFI (rnnbench/cpu_kernels.py
 // builds them): the LSTM and GRU (reset_after=False) recurrences (rnnbench/cpu_rnn.py),
 // the lookup of an embedding's rows and Keras' Adam of the table from their gradient
-// (rnnbench/embedding_adam.py), and the input projection of an embedding's rows once per
-// distinct token (cpu_rnn.project), at the end of this file.
+// (rnnbench/embedding_adam.py), the input projection of an embedding's rows once per
+// distinct token (cpu_rnn.project), and the max over time of the outputs (cpu_rnn.max_pool),
+// at the end of this file.
 //
 // The recurrences:
 //
@@ -886,6 +887,52 @@ ffi::Error RowsProjectBwd(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
   return ffi::Error::Success();
 }
 
+// ---------------------------------------------------------------------------------------
+// The max over time of a sequence's outputs, read from the time-major hs (T, B, H) that
+// the recurrences write: jnp.max(x, axis=1) of x (B, T, H) = hs transposed (XLA would
+// transpose, reduce, and for the gradient compare, count and transpose back), and its
+// gradient as autodiff gives it, split among the ties: dhs = ct / count where hs == max, 0
+// elsewhere (count: the steps equal to the max; XLA turns autodiff's product with the 0/1
+// indicator into this select).
+
+// hs (T, N) -> max (N) (NaN if any step is NaN, as XLA's max), count (N) of hs == max.
+void max_over_time(int64_t steps, int64_t n, const float* hs, float* max, float* count) {
+  copy_floats(max, hs, n);
+  for (int64_t t = 1; t < steps; ++t) {
+    const float* x = hs + t * n;
+    for (int64_t i = 0; i < n; ++i) max[i] = (x[i] > max[i] || x[i] != x[i]) ? x[i] : max[i];
+  }
+  std::fill(count, count + n, 0.0f);
+  for (int64_t t = 0; t < steps; ++t) {
+    const float* x = hs + t * n;
+    for (int64_t i = 0; i < n; ++i) count[i] += x[i] == max[i] ? 1.0f : 0.0f;
+  }
+}
+
+ffi::Error MaxOverTime(ffi::Buffer<ffi::F32> hs, ffi::ResultBuffer<ffi::F32> max,
+                       ffi::ResultBuffer<ffi::F32> count) {
+  auto d = hs.dimensions();
+  if (d.size() < 1 || max->element_count() * d[0] != hs.element_count())
+    return ffi::Error::InvalidArgument("max_over_time: hs (T, ...), max (...)");
+  max_over_time(d[0], max->element_count(), hs.typed_data(), max->typed_data(),
+                count->typed_data());
+  return ffi::Error::Success();
+}
+
+ffi::Error MaxOverTimeBwd(ffi::Buffer<ffi::F32> hs, ffi::Buffer<ffi::F32> max,
+                          ffi::Buffer<ffi::F32> count, ffi::Buffer<ffi::F32> ct,
+                          ffi::ResultBuffer<ffi::F32> dhs) {
+  const int64_t n = max.element_count(), steps = hs.element_count() / std::max<int64_t>(n, 1);
+  std::vector<float> q(n);
+  for (int64_t i = 0; i < n; ++i) q[i] = ct.typed_data()[i] / count.typed_data()[i];
+  for (int64_t t = 0; t < steps; ++t) {
+    const float* x = hs.typed_data() + t * n;
+    float* out = dhs->typed_data() + t * n;
+    for (int64_t i = 0; i < n; ++i) out[i] = x[i] == max.typed_data()[i] ? q[i] : 0.0f;
+  }
+  return ffi::Error::Success();
+}
+
 using F32 = ffi::Buffer<ffi::F32>;
 using R32 = ffi::ResultBuffer<ffi::F32>;
 
@@ -923,6 +970,11 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchGruBwd, GruBwd,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchGatherRows, GatherRows,
                               ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>()
                                   .Arg<ffi::Buffer<ffi::S32>>().Ret<F32>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchMaxOverTime, MaxOverTime,
+                              ffi::Ffi::Bind().Arg<F32>().Ret<F32>().Ret<F32>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchMaxOverTimeBwd, MaxOverTimeBwd,
+                              ffi::Ffi::Bind().Arg<F32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Ret<F32>());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnbenchRowsProject, RowsProject,
                               ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<F32>()
                                   .Arg<ffi::Buffer<ffi::S32>>().Arg<F32>().Ret<F32>());

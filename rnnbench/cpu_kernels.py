@@ -42,6 +42,8 @@ TARGETS = {  # FFI target name -> the symbol cpu_kernels.cc exports
     "rnnbench_gather_rows": "RnnbenchGatherRows",
     "rnnbench_rows_project": "RnnbenchRowsProject",
     "rnnbench_rows_project_bwd": "RnnbenchRowsProjectBwd",
+    "rnnbench_max_over_time": "RnnbenchMaxOverTime",
+    "rnnbench_max_over_time_bwd": "RnnbenchMaxOverTimeBwd",
 }
 
 

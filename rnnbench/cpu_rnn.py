@@ -198,3 +198,53 @@ def _project_bwd(res, dxw):
 
 
 project.defvjp(_project_fwd, _project_bwd)
+
+
+# ----------------------------------------------------------------------------------------
+# The max over time of the outputs (the notebook's GlobalMaxPool1D)
+
+
+def _max_kernel(hs):
+  return tuple(cpu_kernels.call("rnnbench_max_over_time", [hs.shape[1:]] * 2, hs))
+
+
+def _max_xla(hs):
+  m = jnp.max(hs, axis=0)
+  return m, jnp.sum(hs == m, axis=0, dtype=hs.dtype)
+
+
+def _max_bwd_kernel(hs, m, count, ct):
+  return cpu_kernels.call("rnnbench_max_over_time_bwd", [hs.shape], hs, m, count, ct)[0]
+
+
+def _max_bwd_xla(hs, m, count, ct):
+  return jnp.where(hs == m, ct / count, 0.0).astype(hs.dtype)
+
+
+@jax.custom_vjp
+def _max_over_time(hs: jax.Array) -> jax.Array:
+  return jax.lax.platform_dependent(hs, cpu=_max_kernel, default=_max_xla)[0]
+
+
+def _max_over_time_fwd(hs):
+  m, count = jax.lax.platform_dependent(hs, cpu=_max_kernel, default=_max_xla)
+  return m, (hs, m, count)
+
+
+def _max_over_time_bwd(res, ct):
+  return (jax.lax.platform_dependent(*res, ct, cpu=_max_bwd_kernel, default=_max_bwd_xla),)
+
+
+_max_over_time.defvjp(_max_over_time_fwd, _max_over_time_bwd)
+
+
+def max_pool(x: jax.Array) -> jax.Array:
+  """``jnp.max(x, axis=1)`` (B, F) of ``x`` (B, T, F), with its gradient (split among ties, as
+  autodiff's). Where the kernels run (a CPU host with one device, float32; lowered for cpu)
+  one C++ call reads the time-major array the recurrences write: the cell's transpose to
+  (B, T, F) and this one's back cancel, so nothing is copied (XLA transposes, reduces, and for
+  the gradient compares, counts and transposes back); elsewhere ``jnp.max``."""
+  if not (x.dtype == jnp.float32 and jax.default_backend() == "cpu"
+          and jax.device_count() == 1 and cpu_kernels.available()):
+    return jnp.max(x, axis=1)
+  return _max_over_time(scan_lib.time_major(x))

@@ -53,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnnbench import cells
+from rnnbench import cpu_rnn
 from rnnbench import scan as scan_lib
 
 POOLINGS = ("max", "mean", "last")
@@ -211,7 +212,7 @@ class Classifier(nn.Module):
     """(B, T, F) -> (B, F), over every step, or over the valid ones (zeros if none)."""
     if valid is None:
       if self.pooling == "max":
-        return jnp.max(x, axis=1)  # every position, padding included, as Keras without a mask
+        return cpu_rnn.max_pool(x)  # every position, padding included, as Keras without a mask
       if self.pooling == "mean":
         return jnp.mean(x, axis=1)
       return self._last(x, x.shape[1] - 1)

@@ -6,6 +6,7 @@ input projection of an embedding's rows once per distinct token, alone and in tr
 
 import functools
 import pathlib
+import re
 import warnings
 
 import jax
@@ -353,3 +354,54 @@ def test_rows_projection_not_in_a_cuda_export():
       state, batch, train.zero_metrics()).mlir_module()
   assert "rnnbench_" not in cuda and "__gpu$xla.gpu.triton" in cuda
   assert "rnnbench_rows_project" in step.lower(state, batch, train.zero_metrics()).as_text()
+
+
+def _max_and_grad(pool, x, ct):
+  return jax.jit(lambda x: (pool(x), jax.vjp(pool, x)[1](ct)[0]))(x)
+
+
+@pytest.mark.parametrize("shape", [(32, 100, 50), (3, 1, 5), (5, 37, 11)])
+def test_max_pool_is_jnp_max(shape):
+  """The max over time (the kernel, and the XLA branch a CUDA export gets) equals jnp.max
+  with its gradient, bit for bit: ties (split evenly, as autodiff splits them), signed zeros
+  (the hard sigmoid's outputs) and infinities; a NaN propagates, as numpy's max (XLA:CPU's
+  reduce drops it at some shapes)."""
+  rng = np.random.default_rng(sum(shape))
+  x = rng.integers(-3, 4, shape).astype(np.float32)  # many ties
+  x[..., 0] = rng.standard_normal(shape[:2])
+  x[0, ::2, -1], x[0, 1::2, -1] = 0.0, -0.0
+  if shape[1] > 3:
+    x[-1, 1, -1], x[0, 0, 0] = np.inf, -np.inf
+  nan = x.copy()
+  nan[-1, shape[1] // 2, 0] = np.nan
+  np.testing.assert_array_equal(jax.jit(cpu_rnn.max_pool)(jnp.asarray(nan)), np.max(nan, axis=1))
+  x = jnp.asarray(x)
+  ct = jnp.asarray(rng.standard_normal((shape[0], shape[2])).astype(np.float32))
+  want, want_grad = _max_and_grad(lambda x: jnp.max(x, axis=1), x, ct)
+
+  def xla_branch(x):  # what platform_dependent runs when lowered for another platform
+    m, count = cpu_rnn._max_xla(scan_lib.time_major(x))
+    return m, (scan_lib.time_major(x), m, count)
+
+  xla = jax.custom_vjp(lambda x: xla_branch(x)[0])
+  xla.defvjp(xla_branch, lambda res, ct: (scan_lib.batch_major(cpu_rnn._max_bwd_xla(*res, ct)),))
+  for pool in (cpu_rnn.max_pool, xla):
+    got, got_grad = _max_and_grad(pool, x, ct)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_grad, want_grad)
+  assert "rnnbench_max_over_time" in jax.jit(cpu_rnn.max_pool).lower(x).as_text()
+
+
+def test_train_steps_with_the_max_pool_kernel(monkeypatch):
+  """The notebook's model trains as with jnp.max's pooling, and its step reads the
+  recurrence's time-major outputs directly (no transposed copy either way)."""
+  config = default.get_config()
+  got, got_metrics = _train_steps(config, monkeypatch, ids=True)
+  step, state, batch = _abstract_step(config)
+  text = step.lower(state, batch, train.zero_metrics()).compile().as_text()
+  assert "rnnbench_max_over_time" in text
+  assert not re.search(r"= f32\[[0-9,]+\]\S* (transpose|fusion)\(.*Classifier\._encode/rnn/transpose",
+                       text)
+  monkeypatch.setattr(cpu_rnn, "max_pool", lambda x: jnp.max(x, axis=1))
+  want, want_metrics = _train_steps(config, monkeypatch, ids=True)
+  assert_same_training(want, got, want_metrics, got_metrics)
