@@ -895,7 +895,7 @@ ffi::Error RowsProjectBwd(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
 // elsewhere (count: the steps equal to the max; XLA turns autodiff's product with the 0/1
 // indicator into this select).
 
-// hs (T, N) -> max (N) (NaN if any step is NaN, as XLA's max), count (N) of hs == max.
+// hs (T, N) -> max (N) (NaN if any step is NaN, as numpy's max), count (N) of hs == max.
 void max_over_time(int64_t steps, int64_t n, const float* hs, float* max, float* count) {
   copy_floats(max, hs, n);
   for (int64_t t = 1; t < steps; ++t) {
@@ -922,7 +922,11 @@ ffi::Error MaxOverTime(ffi::Buffer<ffi::F32> hs, ffi::ResultBuffer<ffi::F32> max
 ffi::Error MaxOverTimeBwd(ffi::Buffer<ffi::F32> hs, ffi::Buffer<ffi::F32> max,
                           ffi::Buffer<ffi::F32> count, ffi::Buffer<ffi::F32> ct,
                           ffi::ResultBuffer<ffi::F32> dhs) {
-  const int64_t n = max.element_count(), steps = hs.element_count() / std::max<int64_t>(n, 1);
+  const int64_t n = max.element_count(), steps = hs.dimensions().size() ? hs.dimensions()[0] : 0;
+  if (steps * n != hs.element_count() || count.element_count() != n ||
+      ct.element_count() != n || dhs->element_count() != hs.element_count())
+    return ffi::Error::InvalidArgument(
+        "max_over_time_bwd: hs (T, ...), max, count and ct (...), dhs as hs");
   std::vector<float> q(n);
   for (int64_t i = 0; i < n; ++i) q[i] = ct.typed_data()[i] / count.typed_data()[i];
   for (int64_t t = 0; t < steps; ++t) {
