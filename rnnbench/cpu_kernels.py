@@ -137,6 +137,13 @@ def available() -> bool:
 
 
 
+def runs_here() -> bool:
+  """Whether a step traced now may call the kernels: the default backend is cpu with ONE
+  device (with several, the batch is sharded over them and XLA cannot partition a custom
+  call), and they build here."""
+  return jax.default_backend() == "cpu" and jax.device_count() == 1 and available()
+
+
 def call(target: str, out_shapes, *args, aliases: dict[int, int] | None = None, **attrs):
   """``jax.ffi.ffi_call`` of one of the library's ``TARGETS`` (built and registered first)
   with float32 results of ``out_shapes``; ``attrs`` become the kernel's attributes."""

@@ -244,7 +244,6 @@ def max_pool(x: jax.Array) -> jax.Array:
   one C++ call reads the time-major array the recurrences write: the cell's transpose to
   (B, T, F) and this one's back cancel, so nothing is copied (XLA transposes, reduces, and for
   the gradient compares, counts and transposes back); elsewhere ``jnp.max``."""
-  if not (x.dtype == jnp.float32 and jax.default_backend() == "cpu"
-          and jax.device_count() == 1 and cpu_kernels.available()):
+  if not (x.dtype == jnp.float32 and cpu_kernels.runs_here()):
     return jnp.max(x, axis=1)
   return _max_over_time(scan_lib.time_major(x))

@@ -45,8 +45,7 @@ def applies(state) -> bool:
   return (optim.keras_adam_hyperparams(state.tx) is not None and table is not None
           and table.dtype == jnp.float32
           and getattr(state.apply_fn, "compute_dtype", "float32") == "float32"
-          and jax.default_backend() == "cpu" and jax.device_count() == 1
-          and cpu_kernels.available())
+          and cpu_kernels.runs_here())
 
 
 @jax.custom_vjp

@@ -311,8 +311,7 @@ def _cpu_runs(gate: Activation, dtype) -> bool:
   """Whether ``mode="auto"`` runs the C++ kernels (``rnnbench.cpu_rnn``) when lowered for
   cpu: on a host with ONE CPU device (with several, the batch is sharded over them and XLA
   cannot partition a custom call), for a gate and dtype they compute, where they build."""
-  return (jax.default_backend() == "cpu" and jax.device_count() == 1
-          and cpu_rnn.supports(gate, dtype) and cpu_kernels.available())
+  return cpu_rnn.supports(gate, dtype) and cpu_kernels.runs_here()
 
 
 def input_projection(impl: str, gate: Activation, x: jax.Array, kernel: jax.Array,
