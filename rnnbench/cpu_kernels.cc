@@ -580,10 +580,10 @@ inline int64_t table_row(int32_t id, int64_t vocab) {
 // The embedding lookup: out (N, E) = jnp.take(table (V, E), ids (N,), axis=0), row copies
 // shared out over the pool (XLA's gather is an element-wise loop over the output, with a
 // bounds select per element). A row without a table row is NaN, as jnp.take fills it.
-constexpr int64_t kAhead = 8;
 template <typename Pool>
 void gather_rows(Pool& pool, int64_t vocab, int64_t width, int64_t n, const float* table,
                  const int32_t* ids, float* out) {
+  constexpr int64_t kAhead = 8;
   parallel_blocks(pool, n, 512, [=](int64_t i0, int64_t count) {
     for (int64_t i = i0; i < i0 + count; ++i) {
       // the table's rows are mostly out of cache, and its rows' addresses known: a few

@@ -221,13 +221,17 @@ def _max_bwd_xla(hs, m, count, ct):
   return jnp.where(hs == m, ct / count, 0.0).astype(hs.dtype)
 
 
+def _max_and_count(hs):
+  return jax.lax.platform_dependent(hs, cpu=_max_kernel, default=_max_xla)
+
+
 @jax.custom_vjp
 def _max_over_time(hs: jax.Array) -> jax.Array:
-  return jax.lax.platform_dependent(hs, cpu=_max_kernel, default=_max_xla)[0]
+  return _max_and_count(hs)[0]
 
 
 def _max_over_time_fwd(hs):
-  m, count = jax.lax.platform_dependent(hs, cpu=_max_kernel, default=_max_xla)
+  m, count = _max_and_count(hs)
   return m, (hs, m, count)
 
 

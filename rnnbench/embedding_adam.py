@@ -48,16 +48,21 @@ def applies(state) -> bool:
           and cpu_kernels.runs_here())
 
 
+def _gather(table: jax.Array, tokens: jax.Array) -> jax.Array:
+  return cpu_kernels.call("rnnbench_gather_rows", [tokens.shape + table.shape[-1:]], table,
+                          tokens.astype(jnp.int32))[0]
+
+
 @jax.custom_vjp
 def lookup_at_zero(table: jax.Array, tokens: jax.Array, rows: jax.Array) -> jax.Array:
   """``stop_gradient(jnp.take(table, tokens, axis=0)) + rows`` where ``rows`` is zeros (its
   value is not read): the rows (a C++ kernel's copies, not XLA's gather with its per-element
   bounds select and the add), whose gradient goes to ``rows`` alone."""
-  return cpu_kernels.call("rnnbench_gather_rows", [tokens.shape + table.shape[-1:]], table,
-                          tokens.astype(jnp.int32))[0]
+  del rows
+  return _gather(table, tokens)
 
 
-lookup_at_zero.defvjp(lambda table, tokens, rows: (lookup_at_zero(table, tokens, rows), None),
+lookup_at_zero.defvjp(lambda table, tokens, rows: (_gather(table, tokens), None),
                       lambda _, g: (None, None, g))
 
 
