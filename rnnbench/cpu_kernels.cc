@@ -225,6 +225,15 @@ inline void prefetch_rows(const float* a, int64_t row, int64_t rows, int64_t wid
   for (int64_t k = 0; k < bytes; k += 64) __builtin_prefetch(p + k);
 }
 
+// The same for rows about to be written: the outputs are megabytes that the step's other
+// work (the embedding's Adam streams 30 MB) has pushed out of cache, and a store to a line
+// not in cache waits for it to be read; asked for a step (or a block) ahead, it does not.
+inline void prefetch_rows_for_write(float* a, int64_t row, int64_t rows, int64_t width) {
+  char* p = reinterpret_cast<char*>(a + row * width);
+  const int64_t bytes = rows * width * static_cast<int64_t>(sizeof(float));
+  for (int64_t k = 0; k < bytes; k += 64) __builtin_prefetch(p + k, 1);
+}
+
 // Runs body(start, count) for the blocks of `block` items of [0, n) (the last may have
 // fewer), on the caller and the pool's threads: each takes the next block from an atomic
 // counter, so the caller never waits for a task that has not started.
@@ -296,7 +305,16 @@ void lstm_forward(Pool& pool, int64_t steps, int64_t batch, int64_t units,
   parallel_rows(pool, batch, [=, &up](int64_t b0, int64_t rows) {
     std::vector<float> h(kRows * hp, 0.0f), c(kRows * hp, 0.0f), z(kRows * gp);
     for (int64_t t = 0; t < steps; ++t) {
-      if (t + 1 < steps) prefetch_rows(xw, (t + 1) * batch + b0, rows, g);
+      if (t + 1 < steps) {
+        const int64_t next = (t + 1) * batch + b0;
+        prefetch_rows(xw, next, rows, g);
+        prefetch_rows_for_write(hs, next, rows, units);
+        if (zs != nullptr) {
+          prefetch_rows_for_write(zs, next, rows, g);
+          prefetch_rows_for_write(h_prev, next, rows, units);
+          prefetch_rows_for_write(c_prev, next, rows, units);
+        }
+      }
       matmul_rows(z.data(), gp, h.data(), hp, up, units);
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t row = t * batch + b0 + r;
@@ -360,6 +378,7 @@ void lstm_backward(Pool& pool, int64_t steps, int64_t batch, int64_t units,
         prefetch_rows(zs, prev, rows, g);
         prefetch_rows(c_prev, prev, rows, units);
         prefetch_rows(dhs, prev, rows, units);
+        prefetch_rows_for_write(dzs, prev, rows, g);
       }
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t row = t * batch + b0 + r;
@@ -426,7 +445,16 @@ void gru_forward(Pool& pool, int64_t steps, int64_t batch, int64_t units,
     std::vector<float> h(kRows * hp, 0.0f), zr(kRows * zp), sh(kRows * hp),
         rh(kRows * hp, 0.0f);
     for (int64_t t = 0; t < steps; ++t) {
-      if (t + 1 < steps) prefetch_rows(xw, (t + 1) * batch + b0, rows, g);
+      if (t + 1 < steps) {
+        const int64_t next = (t + 1) * batch + b0;
+        prefetch_rows(xw, next, rows, g);
+        prefetch_rows_for_write(hs, next, rows, units);
+        if (s_zr != nullptr) {
+          prefetch_rows_for_write(s_zr, next, rows, 2 * units);
+          prefetch_rows_for_write(s_h, next, rows, units);
+          prefetch_rows_for_write(h_prev, next, rows, units);
+        }
+      }
       matmul_rows(zr.data(), zp, h.data(), hp, u_zr, units);
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t row = t * batch + b0 + r;
@@ -496,6 +524,8 @@ void gru_backward(Pool& pool, int64_t steps, int64_t batch, int64_t units,
         prefetch_rows(s_h, prev, rows, units);
         prefetch_rows(h_prev, prev, rows, units);
         prefetch_rows(dhs, prev, rows, units);
+        prefetch_rows_for_write(ds_zr, prev, rows, 2 * units);
+        prefetch_rows_for_write(ds_h, prev, rows, units);
       }
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t row = t * batch + b0 + r;
@@ -773,6 +803,11 @@ void rows_project(Pool& pool, int64_t batch, int64_t steps, int64_t width, int64
     std::vector<float> xb(kRows * width, 0.0f), pb(kRows * gp);
     for (int64_t r0 = g0; r0 < g0 + count; r0 += kRows) {
       const int64_t rows = std::min(kRows, g0 + count - r0);
+      // the next block's rows of x (a (B, T) stride apart) and of xw
+      for (int64_t r = r0 + kRows; r < std::min(r0 + 2 * kRows, g0 + count); ++r) {
+        prefetch_rows(row_at(x, firstp[r], batch, steps, width), 0, 1, width);
+        for (int32_t p = firstp[r]; p >= 0; p = nextp[p]) prefetch_rows_for_write(xw, p, 1, g);
+      }
       for (int64_t r = 0; r < rows; ++r)
         copy_floats(xb.data() + r * width, row_at(x, firstp[r0 + r], batch, steps, width), width);
       std::fill(xb.begin() + rows * width, xb.end(), 0.0f);
@@ -806,6 +841,15 @@ void rows_project_bwd(Pool& pool, int64_t batch, int64_t steps, int64_t width, i
     for (int64_t r0 = g0; r0 < g0 + count; r0 += kRows) {
       const int64_t rows = std::min(kRows, g0 + count - r0);
       float* sb = sp + r0 * gp;
+      // the next block's rows of x, dxw and dx
+      for (int64_t r = r0 + kRows; r < std::min(r0 + 2 * kRows, g0 + count); ++r) {
+        prefetch_rows(row_at(x, firstp[r], batch, steps, width), 0, 1, width);
+        for (int32_t p = firstp[r]; p >= 0; p = nextp[p]) {
+          prefetch_rows(dxw, p, 1, g);
+          prefetch_rows_for_write(const_cast<float*>(row_at(dx, p, batch, steps, width)), 0, 1,
+                                  width);
+        }
+      }
       std::fill(sb, sb + kRows * gp, 0.0f);
       for (int64_t r = 0; r < rows; ++r) {
         float* sr = sb + r * gp;
