@@ -131,7 +131,8 @@ def markdown(report: dict[str, Any]) -> str:
            f"{report['warmup']} warm-up steps; {report['cpu']}.", "",
            "B/A above 1: A (this checkout) is faster. `halves`: the same ratio over each half "
            "of the run (how much it drifted).", "",
-           "| cell | tokens | A ms | B ms | B/A | B/A p10 | halves |", "|---|---|--:|--:|--:|--:|--:|"]
+           "| cell | tokens | A ms | B ms | B/A | B/A p10 | halves |",
+           "|---|---|--:|--:|--:|--:|--:|"]
   for r in report["results"]:
     lines.append(f"| {r['cell']} | {r['tokens']} | {r['a_median_ms']:.2f} | "
                  f"{r['b_median_ms']:.2f} | {r['b_over_a']:.3f} | {r['b_over_a_p10']:.3f} | "
