@@ -222,19 +222,22 @@ inline int64_t round_rows(int64_t n) { return (n + kRows - 1) / kRows * kRows; }
 // Asks for the rows [row, row + rows) of a (.., width) float array to be brought into cache
 // (the next step's rows of a block: a stride of the whole batch apart from this step's,
 // which the hardware prefetcher does not follow).
-inline void prefetch_rows(const float* a, int64_t row, int64_t rows, int64_t width) {
+template <int kForWrite>
+inline void prefetch_lines(const float* a, int64_t row, int64_t rows, int64_t width) {
   const char* p = reinterpret_cast<const char*>(a + row * width);
   const int64_t bytes = rows * width * static_cast<int64_t>(sizeof(float));
-  for (int64_t k = 0; k < bytes; k += 64) __builtin_prefetch(p + k);
+  for (int64_t k = 0; k < bytes; k += 64) __builtin_prefetch(p + k, kForWrite);
+}
+
+inline void prefetch_rows(const float* a, int64_t row, int64_t rows, int64_t width) {
+  prefetch_lines<0>(a, row, rows, width);
 }
 
 // The same for rows about to be written: the outputs are megabytes that the step's other
 // work (the embedding's Adam streams 30 MB) has pushed out of cache, and a store to a line
 // not in cache waits for it to be read; asked for a step (or a block) ahead, it does not.
-inline void prefetch_rows_for_write(float* a, int64_t row, int64_t rows, int64_t width) {
-  char* p = reinterpret_cast<char*>(a + row * width);
-  const int64_t bytes = rows * width * static_cast<int64_t>(sizeof(float));
-  for (int64_t k = 0; k < bytes; k += 64) __builtin_prefetch(p + k, 1);
+inline void prefetch_rows_for_write(const float* a, int64_t row, int64_t rows, int64_t width) {
+  prefetch_lines<1>(a, row, rows, width);
 }
 
 // Runs body(start, count) for the blocks of `block` items of [0, n) (the last may have
@@ -855,8 +858,7 @@ void rows_project_bwd(Pool& pool, int64_t batch, int64_t steps, int64_t width, i
         prefetch_rows(row_at(x, firstp[r], batch, steps, width), 0, 1, width);
         for (int32_t p = firstp[r]; p >= 0; p = nextp[p]) {
           prefetch_rows(dxw, p, 1, g);
-          prefetch_rows_for_write(const_cast<float*>(row_at(dx, p, batch, steps, width)), 0, 1,
-                                  width);
+          prefetch_rows_for_write(row_at(dx, p, batch, steps, width), 0, 1, width);
         }
       }
       std::fill(sb, sb + kRows * gp, 0.0f);
