@@ -15,6 +15,11 @@ pointed at them, and times this checkout's step (A) and B in turn for ``--steps`
 B/A above 1: this checkout's kernels are faster. The Python side (``cpu_rnn``,
 ``embedding_adam``) is this checkout's: the other source must export the same handlers with
 the same signatures (a mismatch fails when the step runs).
+
+What it cannot compare: a change to when the pool's threads run (a helper that spins after
+its blocks, waiting for the next kernel, was one). The two variants share XLA's thread pool
+step after step, and such a library compared with itself came out several per cent faster
+as A than as B; compare those in separate processes, alternating (docs/speed.md, session 9).
 """
 
 from __future__ import annotations
