@@ -70,10 +70,10 @@ def load_other(source: pathlib.Path, workdir: pathlib.Path) -> None:
   if cxx is None:
     raise SystemExit("error: no C++ compiler found (set $CXX)")
   so = workdir / "cpu_kernels_b.so"
-  done = subprocess.run([cxx, *cpu_kernels.FLAGS, f"-I{jax.ffi.include_dir()}", str(source),
-                         "-o", str(so)], capture_output=True, text=True, check=False)
-  if done.returncode != 0:
-    raise SystemExit(f"error: building {source} failed:\n{done.stderr[-2000:]}")
+  try:
+    cpu_kernels.build(so, cxx, source)
+  except cpu_kernels.BuildError as e:
+    raise SystemExit(f"error: building {source} failed: {e}") from e
   lib = ctypes.CDLL(str(so))
   for name, symbol in cpu_kernels.TARGETS.items():
     jax.ffi.register_ffi_target(name + SUFFIX, jax.ffi.pycapsule(getattr(lib, symbol)),

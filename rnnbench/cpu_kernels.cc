@@ -795,8 +795,8 @@ float* scratch(int slot, int64_t n) {
 }
 
 // The row of x (B, T, D) at time-major position p.
-inline const float* row_at(const float* x, int64_t p, int64_t batch, int64_t steps,
-                           int64_t width) {
+template <typename F>  // float or const float: the row as x's constness
+inline F* row_at(F* x, int64_t p, int64_t batch, int64_t steps, int64_t width) {
   return x + ((p % batch) * steps + p / batch) * width;
 }
 
@@ -874,10 +874,9 @@ void rows_project_bwd(Pool& pool, int64_t batch, int64_t steps, int64_t width, i
       matmul_rows(db.data(), dp, sb, gp, wt, g);
       for (int64_t r = 0; r < rows; ++r) {
         const int32_t first = firstp[r0 + r];
-        copy_floats(const_cast<float*>(row_at(dx, first, batch, steps, width)),
-                    db.data() + r * dp, width);
+        copy_floats(row_at(dx, first, batch, steps, width), db.data() + r * dp, width);
         for (int32_t p = nextp[first]; p >= 0; p = nextp[p]) {
-          float* dst = const_cast<float*>(row_at(dx, p, batch, steps, width));
+          float* dst = row_at(dx, p, batch, steps, width);
           std::fill(dst, dst + width, 0.0f);
         }
       }

@@ -86,12 +86,14 @@ def library_path(cxx: str) -> pathlib.Path:
   return kernel_dir() / f"cpu_kernels-{key.hexdigest()[:16]}.so"
 
 
-def build(path: pathlib.Path, cxx: str) -> None:
-  """Compiles ``SOURCE`` into ``path`` (written to a temporary file, then renamed)."""
+def build(path: pathlib.Path, cxx: str, source: pathlib.Path | None = None) -> None:
+  """Compiles ``source`` (else ``SOURCE``) into ``path`` (written to a temporary file, then
+  renamed); raises ``BuildError`` with the compiler's message."""
+  source = source or SOURCE
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
   os.close(fd)
-  cmd = [cxx, *FLAGS, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", tmp]
+  cmd = [cxx, *FLAGS, f"-I{jax.ffi.include_dir()}", str(source), "-o", tmp]
   try:
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
